@@ -1,0 +1,108 @@
+"""Settings: ``VOICEAGENT_*`` environment variables over an optional TOML file over defaults.
+
+Built explicitly with :func:`load_settings` and passed down; nothing reads settings at import time.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from voiceagent.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a voiceagent process. Field names map to ``VOICEAGENT_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICEAGENT_", extra="forbid", frozen=True)
+
+    # Agent
+    agent_path: Path | None = Field(
+        default=None, description="Agent definition (YAML/TOML); the shipped front-desk agent if unset."
+    )
+
+    # Turn-taking (media layer)
+    vad_threshold: float = Field(default=0.5, ge=0.05, le=0.95, description="Silero speech probability.")
+    vad_min_speech_ms: int = Field(default=100, ge=20, description="Speech shorter than this is ignored.")
+    turn_hangover_ms: int = Field(
+        default=500, ge=100, le=5000, description="Silence after speech that ends the caller's turn."
+    )
+    max_call_s: float = Field(default=600.0, gt=0, description="A file call stops after this long.")
+
+    # Models
+    asr_model: str = Field(
+        default="whisper-tiny.en",
+        description="Packaged model name, a local CTranslate2 Whisper directory, or a hub id in the local cache.",
+    )
+    asr_language: str | None = Field(default="en", description="Language code, or None to detect.")
+    asr_threads: int = Field(default=2, ge=1)
+    tts_model: str = Field(
+        default="hibari-heart", description="Packaged voice name or a local hibari-compatible ONNX file."
+    )
+    tts_speed: float = Field(default=1.0, ge=0.5, le=2.0)
+    vad_model: str = Field(default="silero-vad", description="Packaged name or a local silero ONNX file.")
+    model_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "voiceagent",
+        description="Where models shipped in parts are joined (generated, never downloaded).",
+    )
+
+    # Optional OpenAI-compatible chat endpoint for the agent brain
+    llm_base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1")
+    llm_api_key: str | None = None
+    llm_model: str = "default"
+    llm_timeout_s: float = Field(default=8.0, gt=0)
+
+    @field_validator("asr_language", mode="before")
+    @classmethod
+    def _none_language(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"", "auto", "none"}:
+            return None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the TOML file, which is passed in as init kwargs by load_settings.
+        return env_settings, init_settings
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, then ``config_file`` (TOML), then env; ``overrides`` win over all."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {config_file}") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        values = values.get("voiceagent", values)
+    try:
+        settings = Settings(**values)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+            Settings.model_validate(settings.model_dump())
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = [f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+    return "invalid settings: " + "; ".join(problems)
