@@ -37,12 +37,23 @@ class Settings(BaseSettings):
     turn_hangover_ms: int = Field(
         default=500, ge=100, le=5000, description="Silence after speech that ends the caller's turn."
     )
+    turn_speculate_ms: int = Field(
+        default=200,
+        ge=0,
+        description=(
+            "Silence after which the answer is prepared (not played) before the hangover ends the turn;"
+            " 0 disables."
+        ),
+    )
     max_call_s: float = Field(default=600.0, gt=0, description="A file call stops after this long.")
 
     # Models
     asr_model: str = Field(
         default="whisper-tiny.en",
-        description="Packaged model name, a local CTranslate2 Whisper directory, or a hub id in the local cache.",
+        description=(
+            "Packaged model name, a local CTranslate2 Whisper directory,"
+            " or a hub id already in the local cache."
+        ),
     )
     asr_language: str | None = Field(default="en", description="Language code, or None to detect.")
     asr_threads: int = Field(default=2, ge=1)

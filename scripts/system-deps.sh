@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages voiceagent needs to build and test: Python with venv. Installs only what is missing.
+set -euo pipefail
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+python3 - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"voiceagent needs Python 3.11 or newer, found {sys.version.split()[0]}")
+PY

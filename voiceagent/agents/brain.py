@@ -1,0 +1,163 @@
+"""The agent brain: turns what the caller said into what the agent says, piece by piece.
+
+The cascade engine calls :meth:`Brain.respond` once per caller turn and speaks the pieces as they
+arrive, then reads :attr:`Brain.last_action` to decide whether to keep listening, transfer or hang
+up. :class:`RuleBrain` answers from the agent's intents; :class:`LLMBrain` streams from an
+OpenAI-compatible endpoint grounded on the same intents; :class:`FallbackBrain` answers from the
+rules when the endpoint is down. :func:`build_brain` picks from settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from voiceagent.agents.definition import Action, AgentDefinition
+from voiceagent.agents.llm import LLMBrain
+from voiceagent.agents.matcher import IntentMatcher
+from voiceagent.config import Settings
+from voiceagent.errors import LLMError
+
+__all__ = ["Brain", "FallbackBrain", "LLMBrain", "Message", "RuleBrain", "build_brain"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of the conversation as the brain sees it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Brain(Protocol):
+    """What the cascade engine talks to between ASR and TTS."""
+
+    @property
+    def greeting(self) -> str | None:
+        """Said when the call is answered, or None to wait for the caller."""
+        ...
+
+    @property
+    def last_action(self) -> Action:
+        """What the call does after the reply of the latest finished :meth:`respond`."""
+        ...
+
+    def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the reply to ``user_text`` in pieces as they become available.
+
+        ``history`` holds the earlier turns, oldest first, without ``user_text`` itself.
+        """
+        ...
+
+
+class RuleBrain:
+    """Answers with the agent's own intent answers; one piece per reply, no network."""
+
+    def __init__(self, agent: AgentDefinition, *, matcher: IntentMatcher | None = None) -> None:
+        self._agent = agent
+        self._matcher = matcher if matcher is not None else IntentMatcher(agent)
+        self._last_action: Action = "answer"
+
+    @property
+    def greeting(self) -> str | None:
+        """The agent's greeting."""
+        return self._agent.greeting
+
+    @property
+    def last_action(self) -> Action:
+        """The action of the intent matched by the latest reply."""
+        return self._last_action
+
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the matched intent's answer (or the fallback) as a single piece."""
+        match = self._matcher.match(user_text)
+        self._last_action = match.action
+        yield match.reply
+
+    async def aclose(self) -> None:
+        """Nothing to release; here so every brain can be closed the same way."""
+
+
+class FallbackBrain:
+    """Answers with ``primary``, and with ``fallback`` when ``primary`` fails before speaking."""
+
+    def __init__(self, primary: Brain, fallback: Brain) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._last_action: Action = "answer"
+
+    @property
+    def greeting(self) -> str | None:
+        """The primary brain's greeting, else the fallback's."""
+        greeting = self._primary.greeting
+        return greeting if greeting is not None else self._fallback.greeting
+
+    @property
+    def last_action(self) -> Action:
+        """The action of whichever brain gave the latest reply."""
+        return self._last_action
+
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+        """Yield the primary's reply; if it fails before its first piece, the fallback's reply.
+
+        A failure after the first piece ends the reply there: the caller has already heard the
+        start of it, and starting over with a different answer would be worse than stopping.
+        """
+        self._last_action = "answer"
+        started = False
+        stream = self._primary.respond(user_text, history)
+        try:
+            async for piece in stream:
+                started = True
+                yield piece
+        except LLMError as exc:
+            if started:
+                logger.warning("brain failed mid-reply, ending the reply early: %s", exc)
+                return
+            logger.warning("brain failed, answering from the fallback: %s", exc)
+        else:
+            self._last_action = self._primary.last_action
+            return
+        finally:
+            await _close_stream(stream)
+        stream = self._fallback.respond(user_text, history)
+        try:
+            async for piece in stream:
+                yield piece
+        finally:
+            await _close_stream(stream)
+        self._last_action = self._fallback.last_action
+
+    async def aclose(self) -> None:
+        """Close both brains (those that have an ``aclose``)."""
+        for brain in (self._primary, self._fallback):
+            close = getattr(brain, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _close_stream(stream: AsyncIterator[str]) -> None:
+    # An abandoned async generator is only finalised by the event loop later; close it now so
+    # an HTTP response inside it is released when the engine stops listening (barge-in).
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def build_brain(agent: AgentDefinition, settings: Settings) -> Brain:
+    """A :class:`RuleBrain`, or an LLM brain that falls back to rules if an endpoint is set."""
+    rules = RuleBrain(agent)
+    if settings.llm_base_url is None:
+        return rules
+    llm = LLMBrain(
+        agent,
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key,
+        model=settings.llm_model,
+        timeout_s=settings.llm_timeout_s,
+    )
+    return FallbackBrain(llm, rules)

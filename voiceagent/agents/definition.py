@@ -1,0 +1,208 @@
+"""Agent definitions: the schema of an agent file and the loader that turns one into a model.
+
+An agent file (YAML or TOML) says who the agent is, what it greets callers with, which questions
+it answers (intents with example phrasings) and what it says when it cannot help. Every model
+forbids unknown fields, so a misspelt key is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from voiceagent.errors import AgentDefinitionError
+
+__all__ = ["Action", "AgentDefinition", "Intent", "builtin_agent_path", "load_agent"]
+
+Action = Literal["answer", "transfer", "hangup"]
+"""What the call does after the reply: keep talking, hand over to a human, or hang up."""
+
+_BUILTIN_AGENT = "builtin/front-desk.yaml"
+_YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+_TOML_SUFFIXES = frozenset({".toml"})
+
+
+class Intent(BaseModel):
+    """One thing callers ask about, how they tend to say it, and the spoken answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    examples: list[str] = Field(default_factory=list, description="Phrasings as a caller would say them.")
+    keywords: list[str] = Field(
+        default_factory=list, description="Words or short phrases that alone point at this intent."
+    )
+    answer: str = Field(min_length=1, description="Spoken reply: short sentences, no markdown.")
+    action: Action = "answer"
+
+    @field_validator("examples", "keywords")
+    @classmethod
+    def _no_blank_entries(cls, values: list[str]) -> list[str]:
+        if any(not value.strip() for value in values):
+            raise ValueError("entries must not be blank")
+        return values
+
+    @model_validator(mode="after")
+    def _needs_something_to_match(self) -> Intent:
+        if not self.examples and not self.keywords:
+            raise ValueError(f"intent {self.name!r} needs at least one of 'examples' or 'keywords'")
+        return self
+
+
+class AgentDefinition(BaseModel):
+    """A whole agent: persona, greeting, intents and the replies used outside them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    persona: str = Field(default="", description="Who the agent is; used in the LLM system prompt.")
+    language: str = "en"
+    greeting: str | None = Field(default=None, description="Said when the call is answered.")
+    intents: list[Intent] = Field(default_factory=list)
+    fallback: str = Field(min_length=1, description="Said when no intent matches.")
+    goodbye: str = "Thank you for calling. Goodbye."
+    goodbye_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "bye",
+            "goodbye",
+            "good bye",
+            "that's all",
+            "that is all",
+            "that will be all",
+            "that's everything",
+            "nothing else",
+            "no more questions",
+            "have a nice day",
+            "have a good day",
+        ]
+    )
+    transfer_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "speak to a human",
+            "talk to a human",
+            "speak with a human",
+            "talk with a human",
+            "speak to a person",
+            "talk to a person",
+            "speak to someone",
+            "talk to someone",
+            "speak to somebody",
+            "talk to somebody",
+            "real person",
+            "live person",
+            "human being",
+            "agent",
+            "representative",
+            "operator",
+            "manager",
+            "supervisor",
+            "transfer me",
+            "put me through",
+        ]
+    )
+    transfer_reply: str = "Of course. Please hold while I put you through to a colleague."
+    transfer_target: str | None = Field(
+        default=None, description="Where a transfer goes (SIP URI or number); the engine decides if unset."
+    )
+    match_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+
+    @field_validator("intents")
+    @classmethod
+    def _unique_intent_names(cls, intents: list[Intent]) -> list[Intent]:
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for intent in intents:
+            if intent.name in seen and intent.name not in duplicates:
+                duplicates.append(intent.name)
+            seen.add(intent.name)
+        if duplicates:
+            raise ValueError(f"duplicate intent names: {', '.join(duplicates)}")
+        return intents
+
+
+def builtin_agent_path() -> Path:
+    """Path of the shipped default agent, ``voiceagent/agents/builtin/front-desk.yaml``."""
+    # The package is installed as plain files (never zipped), so the resource is a real path.
+    return Path(str(files("voiceagent.agents").joinpath(_BUILTIN_AGENT)))
+
+
+def load_agent(path: str | os.PathLike[str]) -> AgentDefinition:
+    """Read and validate an agent file; YAML (``.yaml``/``.yml``) or TOML (``.toml``) by suffix.
+
+    Raises :class:`AgentDefinitionError` naming the file, with one line per problem.
+    """
+    file = Path(path)
+    label = str(path)
+    data = _parse(file, label)
+    if data is None:
+        raise AgentDefinitionError(f"{label}: file is empty")
+    if not isinstance(data, dict):
+        raise AgentDefinitionError(
+            f"{label}: expected a mapping of agent fields at the top level, got {type(data).__name__}"
+        )
+    try:
+        return AgentDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise AgentDefinitionError(_describe(label, exc)) from exc
+
+
+def _parse(file: Path, label: str) -> Any:
+    suffix = file.suffix.lower()
+    if suffix not in _YAML_SUFFIXES | _TOML_SUFFIXES:
+        raise AgentDefinitionError(
+            f"{label}: unsupported agent file type {suffix or '(none)'!r}; use .yaml, .yml or .toml"
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise AgentDefinitionError(f"{label}: agent file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentDefinitionError(f"{label}: cannot read agent file: {exc}") from exc
+    if suffix in _TOML_SUFFIXES:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise AgentDefinitionError(f"{label}: invalid TOML: {exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AgentDefinitionError(f"{label}: invalid YAML: {_yaml_problem(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    # PyYAML's own str() spans several lines with a source excerpt; keep the problem and position.
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def _describe(label: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = error["loc"]
+        where = ".".join(str(part) for part in loc) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message += _spelling_hint(loc)
+        lines.append(f"{label}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def _spelling_hint(loc: tuple[int | str, ...]) -> str:
+    # Only two levels have named fields: the agent itself and each intent.
+    if len(loc) == 1:
+        known = AgentDefinition.model_fields
+    elif len(loc) == 3 and loc[0] == "intents":
+        known = Intent.model_fields
+    else:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

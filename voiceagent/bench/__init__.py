@@ -1,0 +1,1 @@
+"""Benchmarks behind ``voiceagent bench``: they print figures, they never pass or fail."""

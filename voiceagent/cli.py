@@ -1,0 +1,183 @@
+"""The ``voiceagent`` command: ``call``, ``models``, ``bench``.
+
+Errors of the :class:`voiceagent.errors.VoiceAgentError` tree end the command with their message and
+exit status 2; only real bugs print a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from voiceagent import __version__
+from voiceagent.config import Settings, load_settings
+from voiceagent.errors import VoiceAgentError
+
+__all__ = ["main"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _friendly_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn our own errors into a one-line message and exit status 2."""
+
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except VoiceAgentError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="voiceagent")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="VOICEAGENT_CONFIG",
+    help="TOML settings file (VOICEAGENT_* environment variables override it).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
+    """voiceagent: answer phone and browser calls with a voice agent."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = config_file
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    return load_settings(ctx.obj, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@cli.command()
+@click.argument("audio", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path, dir_okay=False), help="Write the agent's side here (WAV)."
+)
+@click.option(
+    "--record", type=click.Path(path_type=Path, dir_okay=False), help="Write both legs as stereo WAV."
+)
+@click.option(
+    "--agent", "agent_path", type=click.Path(path_type=Path), help="Agent definition (YAML or TOML)."
+)
+@click.option("--fast", is_flag=True, help="Skip idle time instead of streaming at real time.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--events", is_flag=True, help="With --json: include the call's event timeline.")
+@click.pass_context
+@_friendly_errors
+def call(
+    ctx: click.Context,
+    audio: Path,
+    out: Path | None,
+    record: Path | None,
+    agent_path: Path | None,
+    fast: bool,
+    as_json: bool,
+    events: bool,
+) -> None:
+    """Call the agent with AUDIO as the caller: prints what was said and how fast it answered."""
+    from voiceagent.agents import builtin_agent_path, load_agent
+    from voiceagent.audio import read_audio
+    from voiceagent.engines.cascade import CascadeEngine
+    from voiceagent.filecall import call_file
+
+    settings = _settings(ctx, agent_path=agent_path)
+    read_audio(audio)  # fail on a bad file before spending a second on loading models
+    agent = load_agent(settings.agent_path or builtin_agent_path())
+
+    async def run() -> dict[str, Any]:
+        engine = await CascadeEngine.load(settings, agent)
+        try:
+            report = await call_file(engine, audio, settings, out=out, record=record, realtime=not fast)
+        finally:
+            await engine.aclose()
+        return report.as_json(with_events=events)
+
+    report = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    for turn in report["turns"]:
+        click.echo(f"caller: {turn['user_text'] or '(nothing recognised)'}")
+        latency = "" if turn["first_audio_ms"] is None else f"  [first audio {turn['first_audio_ms']:.0f} ms]"
+        cut = "  [interrupted]" if turn["interrupted"] else ""
+        click.echo(f"agent:  {turn['reply_text'] or '(no reply)'}{latency}{cut}")
+    if out is not None:
+        click.echo(f"wrote {out} ({report['duration_s']:.1f} s)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_friendly_errors
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the packaged speech models, where they are, and whether their sha256 checks out."""
+    from voiceagent.packaged_models import check_all
+
+    settings = _settings(ctx)
+    rows = list(check_all(settings.model_cache_dir))
+    if as_json:
+        data = [
+            {
+                "name": r.model.name,
+                "kind": r.model.kind,
+                "state": r.state,
+                "path": str(r.path) if r.path else None,
+                "packages": list(r.model.packages),
+                "license": r.model.license,
+                "source": r.model.source,
+                "detail": r.detail,
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for r in rows:
+            click.echo(f"{r.model.name:<17} {r.model.kind:<4} {r.state:<18} {r.path or r.detail}")
+            click.echo(f"{'':<23}{r.model.license}; {r.model.source}")
+    in_use = {settings.asr_model, settings.tts_model, settings.vad_model}
+    if any(r.state != "verified" and r.model.name in in_use for r in rows):
+        sys.exit(1)
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (never pass/fail)."""
+
+
+@bench.command("first-audio")
+@click.option("--repeat", default=3, show_default=True, help="Calls per shipped question.")
+@click.option("--realtime", is_flag=True, help="Stream at real time instead of skipping idle time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_friendly_errors
+def bench_first_audio(ctx: click.Context, repeat: int, realtime: bool, as_json: bool) -> None:
+    """First agent audio after the caller stops, over the shipped example questions."""
+    from voiceagent.bench.first_audio import run_first_audio_bench
+
+    result = asyncio.run(run_first_audio_bench(_settings(ctx), repeat=repeat, realtime=realtime))
+    click.echo(json.dumps(result, indent=2) if as_json else result["table"])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="voiceagent")

@@ -1,0 +1,311 @@
+"""CallSession: one call's media layer between a bridge and a speech engine (DESIGN §1, §7).
+
+The bridge calls :meth:`CallSession.push_inbound` and :meth:`CallSession.pull_outbound` once per
+20 ms frame, from the event loop; both are synchronous and cheap. Engine traffic runs on two tasks
+the session owns: one sends client events in order, one applies server events as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceagent.audio import FRAME_MS, SAMPLE_RATE, SileroVad
+from voiceagent.config import Settings
+from voiceagent.engines.base import SpeechSession
+from voiceagent.engines.events import (
+    ClientEvent,
+    ConversationItemCreated,
+    ConversationItemTruncate,
+    ConversationItemTruncated,
+    EngineErrorEvent,
+    InputAudioBufferAppend,
+    InputAudioBufferClear,
+    InputAudioBufferCommit,
+    InputAudioTranscriptionCompleted,
+    ResponseCancel,
+    ResponseCreate,
+    ResponseCreated,
+    ResponseDone,
+    ResponseOutputAudioDelta,
+    ResponseOutputAudioTranscriptDelta,
+    ServerEvent,
+)
+from voiceagent.media.playout import PlayoutQueue
+from voiceagent.media.recorder import CallRecorder
+from voiceagent.media.timeline import CallTimeline
+from voiceagent.media.turns import TurnDetector, TurnEvent
+
+__all__ = ["CallSession", "TurnRecord"]
+
+logger = logging.getLogger(__name__)
+
+# Audio kept from before VAD onset, so the first syllable reaches the ASR whole.
+_PREROLL_MS = 300
+
+
+@dataclass
+class TurnRecord:
+    """One caller turn and the agent's answer to it, on the call's media clock."""
+
+    index: int
+    speech_start_ms: float
+    speech_end_ms: float | None = None
+    user_text: str = ""
+    response_id: str | None = None
+    item_id: str | None = None
+    reply_text: str = ""
+    heard_text: str | None = None
+    first_audio_ms: float | None = None
+    audio_end_ms: float | None = None
+    interrupted: bool = False
+    status: str = "listening"
+    action: str = "answer"
+    # True while the answer is prepared during the hangover and not yet allowed out.
+    held: bool = False
+    held_audio: list[tuple[str, npt.NDArray[np.int16]]] = field(default_factory=list)
+
+    @property
+    def spoken_text(self) -> str:
+        """What the caller heard of the reply."""
+        return self.reply_text.strip() if self.heard_text is None else self.heard_text
+
+
+class CallSession:
+    """Turn-taking, barge-in, playout accounting and recording for one call."""
+
+    def __init__(self, *, call_id: str, engine: SpeechSession, vad: SileroVad, settings: Settings) -> None:
+        self.call_id = call_id
+        self.timeline = CallTimeline()
+        self.recorder = CallRecorder()
+        self.turns: list[TurnRecord] = []
+        self.ended_reason: str | None = None
+        self._engine = engine
+        self._vad = vad
+        self._detector = TurnDetector(
+            threshold=settings.vad_threshold,
+            min_speech_ms=settings.vad_min_speech_ms,
+            hangover_ms=settings.turn_hangover_ms,
+            speculate_ms=settings.turn_speculate_ms,
+        )
+        self._playout = PlayoutQueue()
+        self._preroll: deque[npt.NDArray[np.int16]] = deque(maxlen=_PREROLL_MS // FRAME_MS)
+        self._outbox: asyncio.Queue[ClientEvent | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_samples = 0
+        self._out_samples = 0
+        self._vad_samples = 0
+        self._response_turn: TurnRecord | None = None
+        self._log_extra = {"call_id": call_id}
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for coro, name in ((self._send_loop(), "send"), (self._recv_loop(), "recv")):
+            task = asyncio.create_task(coro, name=f"{self.call_id}:{name}")
+            self._tasks.add(task)
+        self.timeline.add("call_started", 0.0)
+
+    async def aclose(self, reason: str = "completed") -> None:
+        """Stop the engine traffic and close the engine session; idempotent."""
+        if self.ended_reason is None:
+            self.ended_reason = reason
+        if not self._tasks:
+            return
+        self.timeline.add("call_ended", self.media_ms, reason=self.ended_reason)
+        self._outbox.put_nowait(None)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._engine.aclose()
+
+    # ---- the per-frame path -------------------------------------------------------------------
+
+    @property
+    def media_ms(self) -> float:
+        return 1000.0 * self._in_samples / SAMPLE_RATE
+
+    def push_inbound(self, frame: npt.NDArray[np.int16]) -> None:
+        """One 20 ms caller frame: VAD, turn-taking, and audio to the engine while the caller talks."""
+        self._in_samples += frame.size
+        self.recorder.inbound_frame(frame)
+        was_speaking = self._detector.speaking
+        events: list[TurnEvent] = []
+        window = self._vad.window_samples
+        for probability in self._vad.process(frame):
+            start = 1000.0 * self._vad_samples / SAMPLE_RATE
+            self._vad_samples += window
+            events += self._detector.update(probability, start, 1000.0 * self._vad_samples / SAMPLE_RATE)
+        if was_speaking or self._detector.speaking:
+            self._send(InputAudioBufferAppend(frame.tobytes()))
+        else:
+            self._preroll.append(frame.copy())
+        for event in events:
+            self._on_turn_event(event)
+
+    def pull_outbound(self) -> npt.NDArray[np.int16]:
+        """The next 20 ms frame for the caller, counted as played."""
+        frame = self._playout.pull()
+        start_ms = 1000.0 * self._out_samples / SAMPLE_RATE
+        self._out_samples += frame.size
+        turn = self._response_turn
+        if turn is not None and turn.first_audio_ms is None and self._playout.current_item is not None:
+            turn.first_audio_ms = start_ms - (turn.speech_end_ms or start_ms)
+            self.timeline.add(
+                "agent_audio_started", start_ms, turn=turn.index, first_audio_ms=turn.first_audio_ms
+            )
+        self.recorder.outbound_frame(frame)
+        return frame
+
+    @property
+    def responding(self) -> bool:
+        """True from the end of a caller turn until the engine has finished the answer."""
+        return self._response_turn is not None and self._response_turn.status in ("thinking", "speaking")
+
+    @property
+    def agent_audio_pending(self) -> bool:
+        return self._playout.pending_samples > 0
+
+    # ---- turn-taking and barge-in -------------------------------------------------------------
+
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        if event.kind == "speech_started":
+            self._on_speech_started(event.at_ms)
+        elif event.kind == "speech_paused":
+            self.timeline.add("speech_paused", self.media_ms, at_ms=event.at_ms, turn=self.turns[-1].index)
+            self._request_answer(self.turns[-1], held=True)
+        elif event.kind == "speech_resumed":
+            self.timeline.add("speech_resumed", self.media_ms, at_ms=event.at_ms, turn=self.turns[-1].index)
+            self._drop_held_answer(self.turns[-1])
+        else:
+            self._on_speech_stopped(event.at_ms)
+
+    def _on_speech_started(self, at_ms: float) -> None:
+        self.timeline.add("speech_started", self.media_ms, at_ms=at_ms)
+        if self.responding or self.agent_audio_pending:
+            self._barge_in(at_ms)
+        self.turns.append(TurnRecord(index=len(self.turns), speech_start_ms=at_ms))
+        self._send(InputAudioBufferClear())
+        for frame in self._preroll:
+            self._send(InputAudioBufferAppend(frame.tobytes()))
+        self._preroll.clear()
+
+    def _on_speech_stopped(self, at_ms: float) -> None:
+        turn = self.turns[-1]
+        turn.speech_end_ms = at_ms
+        self.timeline.add("speech_stopped", self.media_ms, at_ms=at_ms, turn=turn.index)
+        if self._response_turn is turn and turn.held:
+            # The answer prepared during the hangover may go out now.
+            turn.held = False
+            for item_id, samples in turn.held_audio:
+                self._playout.push(item_id, samples)
+            turn.held_audio.clear()
+            self.timeline.add("turn_ended", self.media_ms, turn=turn.index, prepared=True)
+        else:
+            self._request_answer(turn, held=False)
+            self.timeline.add("turn_ended", self.media_ms, turn=turn.index, prepared=False)
+
+    def _request_answer(self, turn: TurnRecord, *, held: bool) -> None:
+        """Commit what the caller said and ask for the answer; ``held`` keeps its audio back."""
+        turn.status = "thinking"
+        turn.held = held
+        self._response_turn = turn
+        self._send(InputAudioBufferCommit())
+        self._send(ResponseCreate())
+
+    def _drop_held_answer(self, turn: TurnRecord) -> None:
+        """The caller went on talking: the prepared answer was never heard, so it never happened."""
+        if self._response_turn is not turn or not turn.held:
+            return
+        self._send(ResponseCancel(turn.response_id))
+        if turn.item_id is not None:
+            self._send(ConversationItemTruncate(item_id=turn.item_id, audio_end_ms=0))
+        self.timeline.add("prepared_answer_dropped", self.media_ms, turn=turn.index)
+        turn.held, turn.held_audio = False, []
+        turn.status, turn.response_id, turn.item_id, turn.reply_text = "listening", None, None, ""
+        self._response_turn = None
+
+    def _barge_in(self, at_ms: float) -> None:
+        """Stop the agent now: silence the outbound leg first, then tell the engine what was heard."""
+        turn = self._response_turn
+        dropped = self._playout.flush()
+        self.timeline.add("barge_in", self.media_ms, onset_ms=at_ms, dropped_samples=dropped)
+        if turn is None:
+            return
+        turn.interrupted = True
+        turn.status = "interrupted"
+        self._send(ResponseCancel(turn.response_id))
+        if turn.item_id is not None:
+            turn.audio_end_ms = self._playout.played_ms(turn.item_id)
+            self._send(ConversationItemTruncate(item_id=turn.item_id, audio_end_ms=int(turn.audio_end_ms)))
+            self.timeline.add(
+                "truncated", self.media_ms, item_id=turn.item_id, audio_end_ms=turn.audio_end_ms
+            )
+        self._response_turn = None
+
+    # ---- engine traffic -----------------------------------------------------------------------
+
+    def _send(self, event: ClientEvent) -> None:
+        self._outbox.put_nowait(event)
+
+    async def _send_loop(self) -> None:
+        while (event := await self._outbox.get()) is not None:
+            await self._engine.send(event)
+
+    async def _recv_loop(self) -> None:
+        while True:
+            self._apply(await self._engine.recv())
+
+    def _apply(self, event: ServerEvent) -> None:
+        turn = self._response_turn
+        match event:
+            case InputAudioTranscriptionCompleted(transcript=text):
+                target = self._response_turn or (self.turns[-1] if self.turns else None)
+                if target is not None:
+                    target.user_text = f"{target.user_text} {text}".strip()
+                self.timeline.add("transcript", self.media_ms, text=text)
+            case ResponseCreated(response_id=rid) if turn is not None:
+                turn.response_id = rid
+            case ConversationItemCreated(item=item) if item.role == "assistant" and turn is not None:
+                turn.item_id = item.id
+                turn.status = "speaking"
+            case ResponseOutputAudioDelta(response_id=rid, item_id=item_id, delta=delta):
+                # Audio of a response we cancelled may still be in flight: never play it.
+                if turn is not None and rid == turn.response_id:
+                    samples = np.frombuffer(delta, dtype="<i2")
+                    if turn.held:
+                        turn.held_audio.append((item_id, samples))
+                    else:
+                        self._playout.push(item_id, samples)
+            case ResponseOutputAudioTranscriptDelta(response_id=rid, delta=delta):
+                if turn is not None and rid == turn.response_id:
+                    turn.reply_text += delta
+            case ResponseDone(response_id=rid, status=status, reason=reason, action=action):
+                self.timeline.add(
+                    "response_done", self.media_ms, response_id=rid, status=status, reason=reason
+                )
+                if turn is not None and rid == turn.response_id:
+                    turn.status, turn.action = ("done" if status == "completed" else status), action
+                    self._response_turn = None if status != "completed" else turn
+                    if action == "hangup":
+                        self.ended_reason = "agent_hangup"
+            case ConversationItemTruncated(item_id=item_id, text=text):
+                for t in self.turns:
+                    if t.item_id == item_id:
+                        t.heard_text = text
+            case EngineErrorEvent(message=message, code=code):
+                logger.warning("engine error %s: %s", code, message, extra=self._log_extra)
+                self.timeline.add("engine_error", self.media_ms, code=code, message=message)
+            case _:
+                pass
+
+    @property
+    def finished(self) -> bool:
+        """Nothing in flight: no turn open, no response running, no audio queued."""
+        return not self._detector.speaking and not self.responding and not self.agent_audio_pending
