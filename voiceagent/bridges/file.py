@@ -55,15 +55,18 @@ async def run_file_call(
     idle = 0
     tick = 0
     while tick < max_frames:
+        # Slot ``tick`` plays one outbound frame while one inbound frame arrives; the inbound frame
+        # is complete only at the end of the slot, so whatever it triggers can be heard from the
+        # next slot on. Pulling first keeps that order (and the latency we report) honest.
+        session.pull_outbound()
         in_input = tick < len(frames)
         session.push_inbound(frames[tick] if in_input else silence)
         if realtime or session.responding:
             deadline += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         else:
-            await asyncio.sleep(0)  # let the engine's events be applied before we pull
+            await asyncio.sleep(0)  # let the engine's events be applied before the next pull
             deadline = time.monotonic()
-        session.pull_outbound()
         tick += 1
         if session.ended_reason is not None and not session.agent_audio_pending:
             break

@@ -1,0 +1,186 @@
+"""CallSession on a scripted VAD and a fake engine: turn-taking, held answers, barge-in accounting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from voiceagent.config import load_settings
+from voiceagent.engines.events import (
+    ClientEvent,
+    ConversationItem,
+    ConversationItemCreated,
+    ConversationItemTruncate,
+    InputAudioBufferCommit,
+    InputAudioTranscriptionCompleted,
+    ResponseCancel,
+    ResponseCreate,
+    ResponseCreated,
+    ResponseDone,
+    ResponseOutputAudioDelta,
+    ServerEvent,
+)
+from voiceagent.media.session import CallSession
+
+FRAME = 320
+SPEECH = np.full(FRAME, 5000, dtype=np.int16)
+QUIET = np.zeros(FRAME, dtype=np.int16)
+
+
+class LoudnessVad:
+    """One 20 ms window per frame: speech when the frame is loud."""
+
+    window_samples = FRAME
+
+    def process(self, frame: np.ndarray) -> list[float]:
+        return [0.9 if np.abs(frame).max() > 1000 else 0.0]
+
+    def reset(self) -> None:
+        pass
+
+
+class FakeEngine:
+    """Answers every response.create at once with ``reply_ms`` of constant audio."""
+
+    def __init__(self, reply_ms: int = 1000) -> None:
+        self.reply_ms = reply_ms
+        self.sent: list[ClientEvent] = []
+        self.events: asyncio.Queue[ServerEvent] = asyncio.Queue()
+        self.responses = 0
+        self.closed = False
+
+    async def send(self, event: ClientEvent) -> None:
+        self.sent.append(event)
+        if isinstance(event, InputAudioBufferCommit):
+            self.events.put_nowait(InputAudioTranscriptionCompleted("item_u", "hello"))
+        if isinstance(event, ResponseCreate):
+            self.responses += 1
+            rid, item = f"resp_{self.responses}", f"item_a{self.responses}"
+            self.events.put_nowait(ResponseCreated(rid))
+            self.events.put_nowait(ConversationItemCreated(ConversationItem(item, "assistant")))
+            audio = np.full(16 * self.reply_ms, 7000 + self.responses, dtype="<i2")
+            for start in range(0, audio.size, 3200):
+                self.events.put_nowait(
+                    ResponseOutputAudioDelta(rid, item, audio[start : start + 3200].tobytes())
+                )
+            self.events.put_nowait(ResponseDone(rid, "completed"))
+
+    async def recv(self) -> ServerEvent:
+        return await self.events.get()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def of_type(self, kind: type) -> list[ClientEvent]:
+        return [e for e in self.sent if isinstance(e, kind)]
+
+
+async def _run(session: CallSession, frames: list[np.ndarray]) -> np.ndarray:
+    out = []
+    for frame in frames:
+        out.append(session.pull_outbound())
+        session.push_inbound(frame)
+        for _ in range(4):
+            await asyncio.sleep(0)
+    return np.concatenate(out)
+
+
+def _frames(*parts: tuple[np.ndarray, int]) -> list[np.ndarray]:
+    return [frame for frame, ms in parts for _ in range(ms // 20)]
+
+
+@pytest.fixture
+def settings():
+    return load_settings(turn_hangover_ms=500, turn_speculate_ms=200, vad_min_speech_ms=100)
+
+
+async def _session(engine: FakeEngine, settings) -> CallSession:
+    session = CallSession(call_id="t", engine=engine, vad=LoudnessVad(), settings=settings)  # type: ignore[arg-type]
+    await session.start()
+    return session
+
+
+async def test_prepared_answer_waits_for_the_hangover(settings) -> None:
+    engine = FakeEngine()
+    session = await _session(engine, settings)
+    out = await _run(session, _frames((QUIET, 200), (SPEECH, 1000), (QUIET, 2000)))
+    await session.aclose()
+    first_loud = int(np.flatnonzero(out)[0]) / 16  # ms
+    speech_end = 1200
+    assert first_loud >= speech_end + 500, "answer played inside the hangover"
+    assert first_loud <= speech_end + 520
+    turn = session.turns[0]
+    assert turn.speech_end_ms == speech_end
+    assert turn.first_audio_ms == pytest.approx(first_loud - speech_end)
+    # prepared during the pause: exactly one commit and one response
+    assert len(engine.of_type(InputAudioBufferCommit)) == 1
+    assert engine.responses == 1
+    assert engine.closed
+
+
+async def test_caller_resuming_in_the_hangover_drops_the_prepared_answer(settings) -> None:
+    engine = FakeEngine(reply_ms=600)
+    session = await _session(engine, settings)
+    frames = _frames((SPEECH, 1000), (QUIET, 300), (SPEECH, 800), (QUIET, 1600))
+    out = await _run(session, frames)
+    await session.aclose()
+    assert len(session.turns) == 1
+    assert engine.responses == 2
+    truncates = engine.of_type(ConversationItemTruncate)
+    assert [(t.item_id, t.audio_end_ms) for t in truncates] == [("item_a1", 0)]
+    assert engine.of_type(ResponseCancel)
+    # nothing of the first answer was played; the second starts after the hangover
+    assert not np.isin(out, [7001]).any()
+    loud = np.flatnonzero(out == 7002)
+    assert loud.size == 600 * 16
+    assert loud[0] / 16 >= 2100 + 500
+    assert session.turns[0].user_text == "hello hello"
+
+
+async def test_barge_in_silences_next_frame_and_truncates_at_played_samples(settings) -> None:
+    engine = FakeEngine(reply_ms=3000)
+    session = await _session(engine, settings)
+    # speech 0-1000, agent from ~1500; caller interrupts at 2300
+    frames = _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 400), (QUIET, 1000))
+    out = await _run(session, frames)
+    await session.aclose()
+    first_reply = out == 7001
+    played = int(first_reply.sum())
+    onset_detect_ms = 2300 + settings.vad_min_speech_ms  # min speech of windows before onset counts
+    # the frame that completes onset detection arrives by onset_detect_ms; nothing plays after it
+    last_played_end_ms = (np.flatnonzero(first_reply)[-1] + 1) / 16
+    assert last_played_end_ms == onset_detect_ms
+    turn = session.turns[0]
+    assert turn.interrupted
+    assert turn.audio_end_ms == pytest.approx(played / 16)
+    truncate = engine.of_type(ConversationItemTruncate)[0]
+    assert truncate.audio_end_ms == int(played / 16)
+    kinds = [e.kind for e in session.timeline.events]
+    assert "barge_in" in kinds
+    assert "truncated" in kinds
+
+
+async def test_audio_of_a_cancelled_response_is_never_played(settings) -> None:
+    engine = FakeEngine(reply_ms=1000)
+    session = await _session(engine, settings)
+    await _run(session, _frames((SPEECH, 600), (QUIET, 700)))
+    # a stale delta from a response the session no longer plays
+    engine.events.put_nowait(
+        ResponseOutputAudioDelta("resp_old", "item_old", np.full(3200, 9999, "<i2").tobytes())
+    )
+    out = await _run(session, _frames((QUIET, 2000)))
+    await session.aclose()
+    assert not (out == 9999).any()
+
+
+async def test_silence_only_call_has_no_turns(settings) -> None:
+    engine = FakeEngine()
+    session = await _session(engine, settings)
+    out = await _run(session, _frames((QUIET, 2000)))
+    await session.aclose()
+    assert session.turns == []
+    assert not out.any()
+    assert engine.sent == []
+    assert session.finished
