@@ -77,6 +77,26 @@ class FakeEngine:
         return [e for e in self.sent if isinstance(e, kind)]
 
 
+class LateEngine(FakeEngine):
+    """Holds back everything it would say until ``release`` — a slow engine or a slow network."""
+
+    def __init__(self, reply_ms: int = 1000) -> None:
+        super().__init__(reply_ms)
+        self.held: list[ServerEvent] = []
+        self.holding = True
+
+    async def send(self, event: ClientEvent) -> None:
+        await super().send(event)
+        while self.holding and not self.events.empty():
+            self.held.append(self.events.get_nowait())
+
+    def release(self) -> None:
+        self.holding = False
+        for event in self.held:
+            self.events.put_nowait(event)
+        self.held.clear()
+
+
 async def _run(session: CallSession, frames: list[np.ndarray]) -> np.ndarray:
     out = []
     for frame in frames:
@@ -184,3 +204,23 @@ async def test_silence_only_call_has_no_turns(settings) -> None:
     assert not out.any()
     assert engine.sent == []
     assert session.finished
+
+
+async def test_answer_dropped_before_the_engine_acknowledged_it_is_still_truncated(settings) -> None:
+    engine = LateEngine(reply_ms=600)
+    session = await _session(engine, settings)
+    # pause long enough to prepare an answer, then resume before the engine said anything
+    await _run(session, _frames((SPEECH, 1000), (QUIET, 300), (SPEECH, 200)))
+    assert engine.of_type(ResponseCancel)
+    assert not engine.of_type(ConversationItemTruncate)  # the item is not known yet
+    engine.release()
+    out = await _run(session, _frames((SPEECH, 400), (QUIET, 1600)))
+    await session.aclose()
+    # the late item of the dropped answer gets truncated to nothing once it shows up ...
+    truncates = [(t.item_id, t.audio_end_ms) for t in engine.of_type(ConversationItemTruncate)]
+    assert truncates == [("item_a1", 0)]
+    # ... none of its audio plays, and the answer to the whole turn does
+    assert not (out == 7001).any()
+    assert (out == 7002).sum() == 600 * 16
+    assert session.turns[0].response_id == "resp_2"
+    assert session.turns[0].status == "done"

@@ -10,7 +10,7 @@ rules when the endpoint is down. :func:`build_brain` picks from settings.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -46,7 +46,7 @@ class Brain(Protocol):
         """What the call does after the reply of the latest finished :meth:`respond`."""
         ...
 
-    def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+    def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
         """Yield the reply to ``user_text`` in pieces as they become available.
 
         ``history`` holds the earlier turns, oldest first, without ``user_text`` itself.
@@ -72,7 +72,7 @@ class RuleBrain:
         """The action of the intent matched by the latest reply."""
         return self._last_action
 
-    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
         """Yield the matched intent's answer (or the fallback) as a single piece."""
         match = self._matcher.match(user_text)
         self._last_action = match.action
@@ -101,7 +101,7 @@ class FallbackBrain:
         """The action of whichever brain gave the latest reply."""
         return self._last_action
 
-    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
         """Yield the primary's reply; if it fails before its first piece, the fallback's reply.
 
         A failure after the first piece ends the reply there: the caller has already heard the

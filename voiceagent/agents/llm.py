@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -98,7 +98,7 @@ class LLMBrain:
         """The system message sent with every request."""
         return self._system_prompt
 
-    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncIterator[str]:
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
         """Yield content deltas from the endpoint; raises :class:`LLMError` if it fails."""
         rule = self._matcher.match(user_text)
         if rule.action != "answer":

@@ -50,6 +50,18 @@ _PREROLL_MS = 300
 
 
 @dataclass
+class _Request:
+    """One ``response.create`` we sent, matched to its response id in send order."""
+
+    turn: TurnRecord
+    response_id: str | None = None
+    item_id: str | None = None
+    # Dropped: the caller went on talking or barged in; nothing more of it may be played.
+    dropped: bool = False
+    truncated: bool = False
+
+
+@dataclass
 class TurnRecord:
     """One caller turn and the agent's answer to it, on the call's media clock."""
 
@@ -101,6 +113,11 @@ class CallSession:
         self._out_samples = 0
         self._vad_samples = 0
         self._response_turn: TurnRecord | None = None
+        # Requests sent but not yet acknowledged (engines answer response.create in order), and
+        # acknowledged ones by response id until their response.done.
+        self._unacknowledged: deque[_Request] = deque()
+        self._requests: dict[str, _Request] = {}
+        self._current: _Request | None = None
         self._log_extra = {"call_id": call_id}
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -216,6 +233,8 @@ class CallSession:
         turn.status = "thinking"
         turn.held = held
         self._response_turn = turn
+        self._current = _Request(turn)
+        self._unacknowledged.append(self._current)
         self._send(InputAudioBufferCommit())
         self._send(ResponseCreate())
 
@@ -223,13 +242,10 @@ class CallSession:
         """The caller went on talking: the prepared answer was never heard, so it never happened."""
         if self._response_turn is not turn or not turn.held:
             return
-        self._send(ResponseCancel(turn.response_id))
-        if turn.item_id is not None:
-            self._send(ConversationItemTruncate(item_id=turn.item_id, audio_end_ms=0))
+        self._stop_current()
         self.timeline.add("prepared_answer_dropped", self.media_ms, turn=turn.index)
         turn.held, turn.held_audio = False, []
         turn.status, turn.response_id, turn.item_id, turn.reply_text = "listening", None, None, ""
-        self._response_turn = None
 
     def _barge_in(self, at_ms: float) -> None:
         """Stop the agent now: silence the outbound leg first, then tell the engine what was heard."""
@@ -240,14 +256,26 @@ class CallSession:
             return
         turn.interrupted = True
         turn.status = "interrupted"
-        self._send(ResponseCancel(turn.response_id))
-        if turn.item_id is not None:
-            turn.audio_end_ms = self._playout.played_ms(turn.item_id)
-            self._send(ConversationItemTruncate(item_id=turn.item_id, audio_end_ms=int(turn.audio_end_ms)))
-            self.timeline.add(
-                "truncated", self.media_ms, item_id=turn.item_id, audio_end_ms=turn.audio_end_ms
-            )
-        self._response_turn = None
+        self._stop_current()
+
+    def _stop_current(self) -> None:
+        """Cancel the current answer and truncate it to what was played (maybe once its item is known)."""
+        request, self._current, self._response_turn = self._current, None, None
+        if request is None:
+            return
+        request.dropped = True
+        self._send(ResponseCancel(request.response_id))
+        self._truncate(request)
+
+    def _truncate(self, request: _Request) -> None:
+        if request.item_id is None or request.truncated:
+            return  # done when the item shows up (see _apply)
+        request.truncated = True
+        played_ms = self._playout.played_ms(request.item_id)
+        self._send(ConversationItemTruncate(item_id=request.item_id, audio_end_ms=int(played_ms)))
+        if request.turn.interrupted:
+            request.turn.audio_end_ms = played_ms
+        self.timeline.add("truncated", self.media_ms, item_id=request.item_id, audio_end_ms=played_ms)
 
     # ---- engine traffic -----------------------------------------------------------------------
 
@@ -263,38 +291,47 @@ class CallSession:
             self._apply(await self._engine.recv())
 
     def _apply(self, event: ServerEvent) -> None:
-        turn = self._response_turn
+        request: _Request | None
         match event:
             case InputAudioTranscriptionCompleted(transcript=text):
                 target = self._response_turn or (self.turns[-1] if self.turns else None)
                 if target is not None:
                     target.user_text = f"{target.user_text} {text}".strip()
                 self.timeline.add("transcript", self.media_ms, text=text)
-            case ResponseCreated(response_id=rid) if turn is not None:
-                turn.response_id = rid
-            case ConversationItemCreated(item=item) if item.role == "assistant" and turn is not None:
-                turn.item_id = item.id
-                turn.status = "speaking"
+            case ResponseCreated(response_id=rid) if self._unacknowledged:
+                request = self._unacknowledged.popleft()
+                request.response_id = rid
+                self._requests[rid] = request
+                if not request.dropped:
+                    request.turn.response_id = rid
+            case ConversationItemCreated(item=item) if item.role == "assistant":
+                # Engines run one response at a time: the item belongs to the newest open request.
+                request = next(reversed(self._requests.values()), None)
+                if request is not None and request.item_id is None:
+                    request.item_id = item.id
+                    if request.dropped:
+                        self._truncate(request)
+                    else:
+                        request.turn.item_id = item.id
+                        request.turn.status = "speaking"
             case ResponseOutputAudioDelta(response_id=rid, item_id=item_id, delta=delta):
-                # Audio of a response we cancelled may still be in flight: never play it.
-                if turn is not None and rid == turn.response_id:
+                request = self._requests.get(rid)
+                # Audio of a response we stopped may still be in flight: never play it.
+                if request is not None and not request.dropped:
                     samples = np.frombuffer(delta, dtype="<i2")
-                    if turn.held:
-                        turn.held_audio.append((item_id, samples))
+                    if request.turn.held:
+                        request.turn.held_audio.append((item_id, samples))
                     else:
                         self._playout.push(item_id, samples)
             case ResponseOutputAudioTranscriptDelta(response_id=rid, delta=delta):
-                if turn is not None and rid == turn.response_id:
-                    turn.reply_text += delta
+                request = self._requests.get(rid)
+                if request is not None and not request.dropped:
+                    request.turn.reply_text += delta
             case ResponseDone(response_id=rid, status=status, reason=reason, action=action):
                 self.timeline.add(
                     "response_done", self.media_ms, response_id=rid, status=status, reason=reason
                 )
-                if turn is not None and rid == turn.response_id:
-                    turn.status, turn.action = ("done" if status == "completed" else status), action
-                    self._response_turn = None if status != "completed" else turn
-                    if action == "hangup":
-                        self.ended_reason = "agent_hangup"
+                self._on_response_done(self._requests.pop(rid, None), status, action)
             case ConversationItemTruncated(item_id=item_id, text=text):
                 for t in self.turns:
                     if t.item_id == item_id:
@@ -304,6 +341,17 @@ class CallSession:
                 self.timeline.add("engine_error", self.media_ms, code=code, message=message)
             case _:
                 pass
+
+    def _on_response_done(self, request: _Request | None, status: str, action: str) -> None:
+        if request is None or request.dropped:
+            return
+        turn = request.turn
+        turn.status, turn.action = ("done" if status == "completed" else status), action
+        if status != "completed" and self._current is request:
+            # Failed or found nothing to answer: no answer is coming for this turn.
+            self._current, self._response_turn = None, None
+        if action == "hangup":
+            self.ended_reason = "agent_hangup"
 
     @property
     def finished(self) -> bool:

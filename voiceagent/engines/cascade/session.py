@@ -116,6 +116,8 @@ class CascadeSession:
         self._turns: list[_Turn] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._response: asyncio.Task[None] | None = None
+        self._response_id: str | None = None
+        self._response_finished = True
         self._closed = False
         self._emit(SessionCreated(session=config))
 
@@ -215,13 +217,19 @@ class CascadeSession:
                 )
             )
             return
-        self._response = self._spawn(self._respond(_new_id("resp")), "response")
+        response_id = _new_id("resp")
+        self._response_id, self._response_finished = response_id, False
+        self._emit(ResponseCreated(response_id=response_id))
+        self._response = self._spawn(self._respond(response_id), "response")
 
     async def _cancel_response(self) -> None:
         if self._response is not None and not self._response.done():
             self._response.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._response
+            if not self._response_finished and self._response_id is not None:
+                # Cancelled before its first step: the task never ran, so say it ended here.
+                self._finish(ResponseDone(self._response_id, "cancelled", reason="client_cancelled"))
 
     def _truncate(self, event: ConversationItemTruncate) -> None:
         turn = next((t for t in self._turns if t.item.id == event.item_id), None)
@@ -236,18 +244,21 @@ class CascadeSession:
 
     # ---- the response pipeline ----------------------------------------------------------------
 
+    def _finish(self, done: ResponseDone) -> None:
+        self._response_finished = True
+        self._emit(done)
+
     async def _respond(self, response_id: str) -> None:
-        self._emit(ResponseCreated(response_id=response_id))
         pending = self._unanswered()
         try:
             # shield: cancelling this answer must not cancel the transcript a later answer reuses.
             texts = [await asyncio.shield(t.transcript) for t in pending if t.transcript is not None]
         except asyncio.CancelledError:
-            self._emit(ResponseDone(response_id, "cancelled", reason="client_cancelled"))
+            self._finish(ResponseDone(response_id, "cancelled", reason="client_cancelled"))
             return
         user_text = " ".join(t for t in texts if t.strip())
         if not user_text:
-            self._emit(ResponseDone(response_id, "cancelled", reason="no_input"))
+            self._finish(ResponseDone(response_id, "cancelled", reason="no_input"))
             return
         before = self._turns[: self._turns.index(pending[0])]
         history = [Message(role=t.item.role, content=t.item.text) for t in before if t.item.text]
@@ -270,14 +281,15 @@ class CascadeSession:
             )
             turn.item = ConversationItem(id=turn.item.id, role="assistant", text=text, status=done_status)
         action = getattr(self._brain, "last_action", "answer")
-        self._emit(ResponseDone(response_id, status, reason=reason, output=(turn.item,), action=action))
+        self._finish(ResponseDone(response_id, status, reason=reason, output=(turn.item,), action=action))
 
     async def _speak(self, response_id: str, turn: _Turn, user_text: str, history: list[Message]) -> None:
         splitter = ClauseSplitter()
         offset_ms = 0.0
-        async for piece in self._brain.respond(user_text, history):
-            for clause in splitter.push(piece):
-                offset_ms = await self._say(response_id, turn, clause, offset_ms)
+        async with contextlib.aclosing(self._brain.respond(user_text, history)) as pieces:
+            async for piece in pieces:
+                for clause in splitter.push(piece):
+                    offset_ms = await self._say(response_id, turn, clause, offset_ms)
         for clause in splitter.flush():
             offset_ms = await self._say(response_id, turn, clause, offset_ms)
 
