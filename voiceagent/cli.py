@@ -105,7 +105,9 @@ def call(
     async def run() -> dict[str, Any]:
         engine = await CascadeEngine.load(settings, agent)
         try:
-            report = await call_file(engine, audio, settings, out=out, record=record, realtime=not fast)
+            report = await call_file(
+                engine, audio, settings, out=out, record=record, realtime=not fast, barge_in=agent.barge_in
+            )
         finally:
             await engine.aclose()
         return report.as_json(with_events=events)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.audio import SAMPLE_RATE, AudioClip, SileroVad, read_audio, resample, to_pipeline, write_wav
 from voiceagent.bridges.file import run_file_call
 from voiceagent.config import Settings
@@ -75,13 +76,19 @@ async def call_pcm(
     *,
     vad: SileroVad | None = None,
     realtime: bool = True,
+    barge_in: BargeInPolicy | None = None,
 ) -> CallReport:
     """Run one call with ``caller`` (16 kHz mono PCM16) as the caller's side of the line."""
     vad = vad or SileroVad.packaged()
     vad.reset()
     engine_session = await engine.open_session(SessionConfig(SAMPLE_RATE, SAMPLE_RATE))
     session = CallSession(
-        call_id=f"file-{next(_call_ids):04d}", engine=engine_session, vad=vad, settings=settings
+        call_id=f"file-{next(_call_ids):04d}",
+        engine=engine_session,
+        vad=vad,
+        settings=settings,
+        barge_in=barge_in,
+        transcriber=getattr(engine, "transcribe", None),
     )
     await session.start()
     try:
@@ -116,10 +123,13 @@ async def call_file(
     record: Path | None = None,
     vad: SileroVad | None = None,
     realtime: bool = True,
+    barge_in: BargeInPolicy | None = None,
 ) -> CallReport:
     """Read ``path`` (any rate, any channel count), run the call, write the reply at the input's rate."""
     clip: AudioClip = read_audio(path)
-    report = await call_pcm(engine, to_pipeline(clip), settings, vad=vad, realtime=realtime)
+    report = await call_pcm(
+        engine, to_pipeline(clip), settings, vad=vad, realtime=realtime, barge_in=barge_in
+    )
     report.input = {
         "path": str(path),
         "sample_rate": clip.sample_rate,

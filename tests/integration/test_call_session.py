@@ -87,25 +87,29 @@ async def test_barge_in_silences_the_agent_and_keeps_only_what_was_heard(
     assert word_overlap(_FIRST.text, cut["user_text"]) >= 0.6
     assert word_overlap(_SECOND.text, next_turn["user_text"]) >= 0.6
 
-    # The agent was talking, and stopped within a VAD decision of the caller's onset.
+    # The agent was talking, and fell silent (paused) within a VAD decision of the caller's onset;
+    # the stop (flush, cancel, truncate) follows once the voice proves to be an interruption.
     started = one_event(report, "agent_audio_started", turn=0)["media_ms"]
+    paused = one_event(report, "agent_paused")
     barge_in = one_event(report, "barge_in")
-    assert barge_in["data"]["onset_ms"] == next_turn["speech_start_ms"]
-    assert 0 <= barge_in["media_ms"] - next_turn["speech_start_ms"] <= _MAX_BARGE_IN_DELAY_MS
+    assert paused["data"]["onset_ms"] == barge_in["data"]["onset_ms"] == next_turn["speech_start_ms"]
+    assert 0 <= paused["media_ms"] - next_turn["speech_start_ms"] <= _MAX_BARGE_IN_DELAY_MS
+    assert barge_in["media_ms"] >= paused["media_ms"]
+    assert barge_in["data"]["reason"] == "speech"
     assert barge_in["data"]["dropped_samples"] > 0
-    assert peak(outbound_ms(report, started, barge_in["media_ms"] - 20)) > 1000
+    assert peak(outbound_ms(report, started, paused["media_ms"] - 20)) > 1000
 
-    # From the barge-in until the agent answers the second question, the caller hears nothing.
+    # From the pause until the agent answers the second question, the caller hears nothing.
     answer_ms = one_event(report, "agent_audio_started", turn=1)["media_ms"]
-    assert answer_ms - barge_in["media_ms"] > 500
-    assert peak(outbound_ms(report, barge_in["media_ms"], answer_ms)) < SILENT_PEAK
+    assert answer_ms - paused["media_ms"] > 500
+    assert peak(outbound_ms(report, paused["media_ms"] + 20, answer_ms)) < SILENT_PEAK
 
     # Truncated at what was played: more than nothing, less than the whole answer.
     assert cut["interrupted"]
     assert plain_call.outbound is not None
     full_start, full_end = speech_span(plain_call.outbound)
     assert 0 < cut["audio_end_ms"] < samples_to_ms(full_end - full_start)
-    assert cut["audio_end_ms"] == pytest.approx(barge_in["media_ms"] - started, abs=40)
+    assert cut["audio_end_ms"] == pytest.approx(paused["media_ms"] - started, abs=40)
     truncated = one_event(report, "truncated")
     assert truncated["data"]["audio_end_ms"] == cut["audio_end_ms"]
     assert is_strict_word_prefix(cut["reply_text"], answers[_FIRST.intent]), cut["reply_text"]

@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.config import load_settings
 from voiceagent.engines.events import (
     ClientEvent,
@@ -116,8 +117,16 @@ def settings():
     return load_settings(turn_hangover_ms=500, turn_speculate_ms=200, vad_min_speech_ms=100)
 
 
-async def _session(engine: FakeEngine, settings) -> CallSession:
-    session = CallSession(call_id="t", engine=engine, vad=LoudnessVad(), settings=settings)  # type: ignore[arg-type]
+async def _session(engine: FakeEngine, settings, transcriber=None, policy=None) -> CallSession:
+    session = CallSession(
+        call_id="t",
+        engine=engine,  # type: ignore[arg-type]
+        vad=LoudnessVad(),  # type: ignore[arg-type]
+        settings=settings,
+        transcriber=transcriber,
+        barge_in=policy,
+        echo_guard=False,  # no echo in these calls; the guard has its own tests
+    )
     await session.start()
     return session
 
@@ -162,13 +171,14 @@ async def test_caller_resuming_in_the_hangover_drops_the_prepared_answer(setting
 async def test_barge_in_silences_next_frame_and_truncates_at_played_samples(settings) -> None:
     engine = FakeEngine(reply_ms=3000)
     session = await _session(engine, settings)
-    # speech 0-1000, agent from ~1500; caller interrupts at 2300
-    frames = _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 400), (QUIET, 1000))
+    # speech 0-1000, agent from ~1500; caller interrupts at 2300 for longer than interrupt_ms
+    frames = _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 800), (QUIET, 1000))
     out = await _run(session, frames)
     await session.aclose()
     first_reply = out == 7001
     played = int(first_reply.sum())
-    onset_detect_ms = 2300 + settings.vad_min_speech_ms  # min speech of windows before onset counts
+    # the agent pauses once onset_ms of voice has arrived (whole 20 ms windows here)
+    onset_detect_ms = 2300 + -(-BargeInPolicy().onset_ms // 20) * 20
     # the frame that completes onset detection arrives by onset_detect_ms; nothing plays after it
     last_played_end_ms = (np.flatnonzero(first_reply)[-1] + 1) / 16
     assert last_played_end_ms == onset_detect_ms
@@ -178,8 +188,10 @@ async def test_barge_in_silences_next_frame_and_truncates_at_played_samples(sett
     truncate = engine.of_type(ConversationItemTruncate)[0]
     assert truncate.audio_end_ms == int(played / 16)
     kinds = [e.kind for e in session.timeline.events]
-    assert "barge_in" in kinds
-    assert "truncated" in kinds
+    assert kinds.index("agent_paused") < kinds.index("barge_in") < kinds.index("truncated")
+    # the caller's turn starts at the interruption's onset and is answered
+    assert session.turns[1].speech_start_ms == 2300
+    assert (out == 7002).any()
 
 
 async def test_audio_of_a_cancelled_response_is_never_played(settings) -> None:
@@ -224,3 +236,63 @@ async def test_answer_dropped_before_the_engine_acknowledged_it_is_still_truncat
     assert (out == 7002).sum() == 600 * 16
     assert session.turns[0].response_id == "resp_2"
     assert session.turns[0].status == "done"
+
+
+async def _transcriber_saying(text: str):
+    heard: list[int] = []
+
+    async def transcribe(pcm: np.ndarray) -> str:
+        heard.append(pcm.size)
+        return text
+
+    return transcribe, heard
+
+
+@pytest.mark.parametrize(
+    ("said", "stops"), [("Uh-huh.", False), ("okay", False), ("嗯", False), ("Wait!", True)]
+)
+async def test_short_utterance_resumes_on_backchannels_and_stops_on_words(
+    settings, said: str, stops: bool
+) -> None:
+    engine = FakeEngine(reply_ms=3000)
+    transcribe, heard = await _transcriber_saying(said)
+    session = await _session(engine, settings, transcriber=transcribe)
+    frames = _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 300), (QUIET, 3000))
+    out = await _run(session, frames)
+    await session.aclose()
+    assert heard, "the short utterance was not transcribed"
+    first_reply = int((out == 7001).sum())
+    kinds = [e.kind for e in session.timeline.events]
+    assert "agent_paused" in kinds
+    if stops:
+        assert session.turns[0].interrupted
+        assert first_reply < 3000 * 16
+        assert "barge_in" in kinds
+    else:
+        # paused, then resumed: every sample of the answer is played, none twice
+        assert not session.turns[0].interrupted
+        assert first_reply == 3000 * 16
+        assert "backchannel_ignored" in kinds
+        assert len(session.turns) == 1
+        assert engine.responses == 1
+
+
+async def test_click_resumes_without_transcribing(settings) -> None:
+    engine = FakeEngine(reply_ms=3000)
+    transcribe, heard = await _transcriber_saying("should not be asked")
+    session = await _session(engine, settings, transcriber=transcribe)
+    # 80 ms of voice: enough to pause (onset 64 ms), below noise_max_ms (100 ms)
+    out = await _run(session, _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 80), (QUIET, 3000)))
+    await session.aclose()
+    assert heard == []
+    assert int((out == 7001).sum()) == 3000 * 16
+    assert "noise_ignored" in [e.kind for e in session.timeline.events]
+
+
+async def test_barge_in_can_be_turned_off_per_agent(settings) -> None:
+    engine = FakeEngine(reply_ms=3000)
+    session = await _session(engine, settings, policy=BargeInPolicy(enabled=False))
+    out = await _run(session, _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 800), (QUIET, 3000)))
+    await session.aclose()
+    assert int((out == 7001).sum()) == 3000 * 16
+    assert not session.turns[0].interrupted

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from voiceagent.errors import AgentDefinitionError
 
-__all__ = ["Action", "AgentDefinition", "Intent", "builtin_agent_path", "load_agent"]
+__all__ = ["Action", "AgentDefinition", "BargeInPolicy", "Intent", "builtin_agent_path", "load_agent"]
 
 Action = Literal["answer", "transfer", "hangup"]
 """What the call does after the reply: keep talking, hand over to a human, or hang up."""
@@ -56,6 +56,58 @@ class Intent(BaseModel):
         return self
 
 
+class BargeInPolicy(BaseModel):
+    """How this agent takes being talked over (DESIGN §7); times are ms of caller voice or quiet.
+
+    While the agent is audible, ``onset_ms`` of caller voice pauses it at once. Then: voice that
+    lasts ``interrupt_ms`` stops it; a sound shorter than ``noise_max_ms`` followed by
+    ``resume_gap_ms`` of quiet resumes it; anything in between is transcribed, and resumes it only if
+    every word is in ``backchannels``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    onset_ms: int = Field(default=64, ge=20, le=500)
+    interrupt_ms: int = Field(default=600, ge=100, le=5000)
+    noise_max_ms: int = Field(default=100, ge=0, le=1000)
+    resume_gap_ms: int = Field(default=200, ge=40, le=2000)
+    max_pause_ms: int = Field(default=1500, ge=200, le=10000)
+    backchannels: list[str] = Field(
+        default_factory=lambda: [
+            "uh-huh",
+            "uh huh",
+            "mm-hm",
+            "mm-hmm",
+            "mhm",
+            "mm",
+            "hmm",
+            "uh",
+            "um",
+            "okay",
+            "ok",
+            "right",
+            "yeah",
+            "yes",
+            "yep",
+            "sure",
+            "i see",
+            "got it",
+            "alright",
+            "all right",
+            "cool",
+            "great",
+            "嗯",
+            "对",
+            "好",
+            "是",
+            "嗯嗯",
+            "对对",
+        ],
+        description="Words a listener says to show they are following; they never stop the agent.",
+    )
+
+
 class AgentDefinition(BaseModel):
     """A whole agent: persona, greeting, intents and the replies used outside them."""
 
@@ -67,6 +119,7 @@ class AgentDefinition(BaseModel):
     greeting: str | None = Field(default=None, description="Said when the call is answered.")
     intents: list[Intent] = Field(default_factory=list)
     fallback: str = Field(min_length=1, description="Said when no intent matches.")
+    barge_in: BargeInPolicy = Field(default_factory=BargeInPolicy)
     goodbye: str = "Thank you for calling. Goodbye."
     goodbye_phrases: list[str] = Field(
         default_factory=lambda: [

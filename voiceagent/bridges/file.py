@@ -61,7 +61,7 @@ async def run_file_call(
         session.pull_outbound()
         in_input = tick < len(frames)
         session.push_inbound(frames[tick] if in_input else silence)
-        if realtime or session.responding:
+        if realtime or session.waiting:
             deadline += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         else:

@@ -28,6 +28,13 @@ __all__ = ["EchoGuard"]
 _ACTIVE_RMS = 60.0
 # The correlation peak must stand out this much (normalised) to trust a new delay estimate.
 _MIN_CORRELATION = 0.3
+# Above this the fitted filter is trusted: the residual is the caller, the echo is gone.
+_CONVERGED_CORRELATION = 0.5
+# Before that, inbound no louder than the loudest recent reference frame less this is suspect:
+# echo returns at least ~6 dB down on any sane line, so 3 dB leaves margin.
+_UNCONVERGED_MARGIN = 10 ** (-3 / 20)
+# After it, a residual this far below the predicted echo is leftover echo, not a caller.
+_LEAK_MARGIN = 10 ** (-12 / 20)
 
 
 class EchoGuard:
@@ -50,29 +57,47 @@ class EchoGuard:
         self.update_every = update_every_frames
         history = self.max_delay + self.window + taps + frame_samples
         self._ref: deque[npt.NDArray[np.float32]] = deque(maxlen=-(-history // frame_samples))
+        self._ref_rms: deque[float] = deque(maxlen=self.max_delay // frame_samples + 2)
         self._inb: deque[npt.NDArray[np.float32]] = deque(maxlen=-(-self.window // frame_samples))
         self._frames = 0
         self.delay_samples: int | None = None
         self.correlation = 0.0
         self._filter: npt.NDArray[np.float32] | None = None
+        self.echo_suspect = False
 
     def reference(self, frame: npt.NDArray[np.int16]) -> None:
         """An outbound frame as it was handed to the line."""
-        self._ref.append(frame.astype(np.float32))
+        x = frame.astype(np.float32)
+        self._ref.append(x)
+        self._ref_rms.append(float(np.sqrt(np.dot(x, x) / x.size)))
 
     def process(self, frame: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
-        """Cancel the predicted echo from one inbound frame; returns the residual."""
+        """Cancel the predicted echo from one inbound frame; returns the residual.
+
+        Also sets :attr:`echo_suspect`: whether what is left may still be the agent's own voice.
+        """
         x = frame.astype(np.float32)
         self._inb.append(x)
         self._frames += 1
-        if not self._reference_active():
+        loudest_ref = max(self._ref_rms, default=0.0)
+        if loudest_ref <= _ACTIVE_RMS:
+            self.echo_suspect = False
             return frame
-        if self._frames % self.update_every == 0:
+        # Adapt often until the filter is trusted, then only to follow a drifting line.
+        every = self.update_every * (5 if self.correlation >= _CONVERGED_CORRELATION else 1)
+        if self._frames % every == 0:
             self._update()
-        if self._filter is None or self.delay_samples is None:
-            return frame
-        echo = self._predict(self.delay_samples, len(self._ref) * self.frame_samples, self.frame_samples)
+        inbound_rms = float(np.sqrt(np.dot(x, x) / x.size))
+        if self._filter is None or self.delay_samples is None or self.correlation < _CONVERGED_CORRELATION:
+            self.echo_suspect = inbound_rms < loudest_ref * _UNCONVERGED_MARGIN
+            if self._filter is None or self.delay_samples is None:
+                return frame
+        echo = self._predict(self.delay_samples, self.frame_samples)
         residual = x - echo
+        if self.correlation >= _CONVERGED_CORRELATION:
+            residual_rms = float(np.sqrt(np.dot(residual, residual) / residual.size))
+            echo_rms = float(np.sqrt(np.dot(echo, echo) / echo.size))
+            self.echo_suspect = residual_rms < echo_rms * _LEAK_MARGIN
         return np.clip(np.round(residual), -32768, 32767).astype(np.int16)
 
     @property
@@ -84,11 +109,6 @@ class EchoGuard:
         return float(20.0 * np.log10(max(peak, 1e-6)))
 
     # ---- estimation ---------------------------------------------------------------------------
-
-    def _reference_active(self) -> bool:
-        span = self.max_delay // self.frame_samples + 1
-        recent = list(self._ref)[-span:]
-        return any(float(np.sqrt(np.mean(f * f))) > _ACTIVE_RMS for f in recent)
 
     def _ref_signal(self) -> npt.NDArray[np.float32]:
         return np.concatenate(self._ref) if self._ref else np.zeros(0, np.float32)
@@ -109,9 +129,8 @@ class EchoGuard:
         delays = np.arange(0, span - n + 1)
         offsets = span - n - delays
         values = corr[offsets]
-        energy_ref = np.sqrt(
-            np.convolve(seg * seg, np.ones(n, dtype=np.float32), mode="valid")[offsets] + 1e-3
-        )
+        cumulative = np.concatenate([[0.0], np.cumsum(seg.astype(np.float64) ** 2)])
+        energy_ref = np.sqrt(cumulative[offsets + n] - cumulative[offsets] + 1e-3)
         energy_in = float(np.sqrt(np.dot(inb, inb)) + 1e-3)
         normalised = np.abs(values) / (energy_ref * energy_in)
         best = int(np.argmax(normalised))
@@ -121,27 +140,33 @@ class EchoGuard:
         self.delay_samples = int(delays[best])
         self._fit(ref, inb, self.delay_samples)
 
+    def _first_tap(self, delay: int) -> int:
+        """Taps cover delays ``first .. first + taps - 1``, centred on ``delay`` where possible."""
+        return max(0, delay - self.taps // 2)
+
     def _fit(self, ref: npt.NDArray[np.float32], inb: npt.NDArray[np.float32], delay: int) -> None:
-        """Least-squares filter of ``taps`` coefficients centred on ``delay``."""
-        half = self.taps // 2
-        n = inb.size
-        end = ref.size - delay + half
-        cols = [ref[end - k - n : end - k] for k in range(self.taps)]
-        a = np.stack(cols, axis=1).astype(np.float64)
-        if a.shape[0] != n:
+        """Least-squares filter of ``taps`` coefficients around ``delay``."""
+        n, first = inb.size, self._first_tap(delay)
+        if ref.size < n + first + self.taps:
             return
-        coef, *_ = np.linalg.lstsq(a, inb.astype(np.float64), rcond=None)
+        # Column k: the reference as it reached the inbound leg ``first + k`` samples later.
+        a = np.stack(
+            [ref[ref.size - (first + k) - n : ref.size - (first + k)] for k in range(self.taps)], axis=1
+        )
+        a64 = a.astype(np.float64)
+        gram = a64.T @ a64 + np.eye(self.taps) * 1e-3 * n
+        coef = np.linalg.solve(gram, a64.T @ inb.astype(np.float64))
         self._filter = coef.astype(np.float32)
 
-    def _predict(self, delay: int, ref_size: int, count: int) -> npt.NDArray[np.float32]:
+    def _predict(self, delay: int, count: int) -> npt.NDArray[np.float32]:
         assert self._filter is not None
-        ref = self._ref_signal()
-        half = self.taps // 2
-        end = ref.size - delay + half
+        first = self._first_tap(delay)
+        # Only the newest frames can reach the current inbound frame through the echo path.
+        needed = -(-(first + self.taps + count) // self.frame_samples)
+        ref = np.concatenate(list(self._ref)[-needed:])
         out = np.zeros(count, dtype=np.float32)
         for k, c in enumerate(self._filter):
-            start = end - k - count
-            if start < 0:
-                continue
-            out += c * ref[start : start + count]
+            end = ref.size - (first + k)
+            if end - count >= 0:
+                out += c * ref[end - count : end]
         return out

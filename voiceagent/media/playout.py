@@ -28,6 +28,7 @@ class PlayoutQueue:
         self._pending = 0
         self._played: defaultdict[str, int] = defaultdict(int)
         self.current_item: str | None = None
+        self.paused = False
 
     def push(self, item_id: str, samples: npt.NDArray[np.int16]) -> None:
         if samples.size:
@@ -35,8 +36,11 @@ class PlayoutQueue:
             self._pending += samples.size
 
     def pull(self) -> npt.NDArray[np.int16]:
-        """The next frame: queued audio, padded with silence when the queue runs dry."""
+        """The next frame: queued audio, padded with silence when the queue runs dry or is paused."""
         frame = np.zeros(self.frame_samples, dtype=np.int16)
+        if self.paused:
+            self.current_item = None
+            return frame
         filled = 0
         while filled < self.frame_samples and self._chunks:
             item_id, chunk = self._chunks[0]
@@ -54,8 +58,16 @@ class PlayoutQueue:
             self.current_item = None
         return frame
 
+    def pause(self) -> None:
+        """Play silence, keeping everything queued, until :meth:`resume`."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
     def flush(self) -> int:
-        """Drop all queued audio; returns the number of samples dropped."""
+        """Drop all queued audio and lift a pause; returns the number of samples dropped."""
+        self.paused = False
         dropped = self._pending
         self._chunks.clear()
         self._offset = 0

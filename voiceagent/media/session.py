@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.audio import FRAME_MS, SAMPLE_RATE, SileroVad
 from voiceagent.config import Settings
 from voiceagent.engines.base import SpeechSession
@@ -36,6 +38,8 @@ from voiceagent.engines.events import (
     ResponseOutputAudioTranscriptDelta,
     ServerEvent,
 )
+from voiceagent.media.bargein import BargeInDetector, BargeInVerdict
+from voiceagent.media.echo import EchoGuard
 from voiceagent.media.playout import PlayoutQueue
 from voiceagent.media.recorder import CallRecorder
 from voiceagent.media.timeline import CallTimeline
@@ -47,6 +51,10 @@ logger = logging.getLogger(__name__)
 
 # Audio kept from before VAD onset, so the first syllable reaches the ASR whole.
 _PREROLL_MS = 300
+# How long the agent's voice can still come back as echo after its last frame was played.
+_ECHO_TAIL_MS = 400
+
+Transcriber = Callable[[npt.NDArray[np.int16]], Awaitable[str]]
 
 
 @dataclass
@@ -91,7 +99,17 @@ class TurnRecord:
 class CallSession:
     """Turn-taking, barge-in, playout accounting and recording for one call."""
 
-    def __init__(self, *, call_id: str, engine: SpeechSession, vad: SileroVad, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        engine: SpeechSession,
+        vad: SileroVad,
+        settings: Settings,
+        barge_in: BargeInPolicy | None = None,
+        transcriber: Transcriber | None = None,
+        echo_guard: bool = True,
+    ) -> None:
         self.call_id = call_id
         self.timeline = CallTimeline()
         self.recorder = CallRecorder()
@@ -106,9 +124,20 @@ class CallSession:
             speculate_ms=settings.turn_speculate_ms,
         )
         self._playout = PlayoutQueue()
-        self._preroll: deque[npt.NDArray[np.int16]] = deque(maxlen=_PREROLL_MS // FRAME_MS)
+        policy = barge_in or BargeInPolicy()
+        self._bargein = BargeInDetector(policy, threshold=settings.vad_threshold)
+        self._transcriber = transcriber
+        self._echo = EchoGuard() if echo_guard else None
+        # Echo-free caller frames with their start time: pre-roll for a turn, or the audio since a
+        # barge-in's onset once it turns out to be a real interruption.
+        self._recent: deque[tuple[float, npt.NDArray[np.int16]]] = deque(
+            maxlen=(policy.max_pause_ms + _PREROLL_MS) // FRAME_MS + 2
+        )
+        self._last_agent_audio_ms = -1e9
+        self._echo_noted_ms = -1e9
         self._outbox: asyncio.Queue[ClientEvent | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._classify: asyncio.Task[None] | None = None
         self._in_samples = 0
         self._out_samples = 0
         self._vad_samples = 0
@@ -136,6 +165,8 @@ class CallSession:
             return
         self.timeline.add("call_ended", self.media_ms, reason=self.ended_reason)
         self._outbox.put_nowait(None)
+        if self._classify is not None:
+            self._tasks.add(self._classify)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -149,28 +180,38 @@ class CallSession:
         return 1000.0 * self._in_samples / SAMPLE_RATE
 
     def push_inbound(self, frame: npt.NDArray[np.int16]) -> None:
-        """One 20 ms caller frame: VAD, turn-taking, and audio to the engine while the caller talks."""
+        """One 20 ms caller frame: echo guard, VAD, then turn-taking or barge-in."""
+        start_ms = self.media_ms
         self._in_samples += frame.size
         self.recorder.inbound_frame(frame)
+        residual = frame if self._echo is None else self._echo.process(frame)
+        echo = self._echo is not None and self._echo.echo_suspect
+        self._recent.append((start_ms, residual))
         was_speaking = self._detector.speaking
-        events: list[TurnEvent] = []
         window = self._vad.window_samples
-        for probability in self._vad.process(frame):
+        for probability in self._vad.process(residual):
             start = 1000.0 * self._vad_samples / SAMPLE_RATE
             self._vad_samples += window
-            events += self._detector.update(probability, start, 1000.0 * self._vad_samples / SAMPLE_RATE)
-        if was_speaking or self._detector.speaking:
-            self._send(InputAudioBufferAppend(frame.tobytes()))
-        else:
-            self._preroll.append(frame.copy())
-        for event in events:
-            self._on_turn_event(event)
+            end = 1000.0 * self._vad_samples / SAMPLE_RATE
+            # The caller has the floor, or the agent has it and only a barge-in can take it.
+            if not self._detector.speaking and self._agent_audible():
+                self._barge_in_window(probability, start, end, echo)
+            else:
+                self._bargein.reset()
+                for event in self._detector.update(probability, start, end):
+                    self._on_turn_event(event)
+        if was_speaking and self._detector.speaking:
+            self._send(InputAudioBufferAppend(residual.tobytes()))
 
     def pull_outbound(self) -> npt.NDArray[np.int16]:
         """The next 20 ms frame for the caller, counted as played."""
         frame = self._playout.pull()
         start_ms = 1000.0 * self._out_samples / SAMPLE_RATE
         self._out_samples += frame.size
+        if self._echo is not None:
+            self._echo.reference(frame)
+        if self._playout.current_item is not None:
+            self._last_agent_audio_ms = start_ms
         turn = self._response_turn
         if turn is not None and turn.first_audio_ms is None and self._playout.current_item is not None:
             turn.first_audio_ms = start_ms - (turn.speech_end_ms or start_ms)
@@ -188,6 +229,18 @@ class CallSession:
     @property
     def agent_audio_pending(self) -> bool:
         return self._playout.pending_samples > 0
+
+    @property
+    def waiting(self) -> bool:
+        """Someone waits on a model: the engine for an answer, or the transcriber for a barge-in."""
+        return self.responding or self._bargein.state == "classifying"
+
+    def _agent_audible(self) -> bool:
+        return (
+            self._playout.paused
+            or self._playout.pending_samples > 0
+            or self.media_ms - self._last_agent_audio_ms <= _ECHO_TAIL_MS
+        )
 
     # ---- turn-taking and barge-in -------------------------------------------------------------
 
@@ -207,11 +260,15 @@ class CallSession:
         self.timeline.add("speech_started", self.media_ms, at_ms=at_ms)
         if self.responding or self.agent_audio_pending:
             self._barge_in(at_ms)
-        self.turns.append(TurnRecord(index=len(self.turns), speech_start_ms=at_ms))
+        self._begin_turn(at_ms)
+
+    def _begin_turn(self, onset_ms: float) -> None:
+        """Open a caller turn at ``onset_ms`` and send the engine the audio since just before it."""
+        self.turns.append(TurnRecord(index=len(self.turns), speech_start_ms=onset_ms))
         self._send(InputAudioBufferClear())
-        for frame in self._preroll:
-            self._send(InputAudioBufferAppend(frame.tobytes()))
-        self._preroll.clear()
+        for start_ms, frame in self._recent:
+            if start_ms >= onset_ms - _PREROLL_MS:
+                self._send(InputAudioBufferAppend(frame.tobytes()))
 
     def _on_speech_stopped(self, at_ms: float) -> None:
         turn = self.turns[-1]
@@ -247,11 +304,50 @@ class CallSession:
         turn.held, turn.held_audio = False, []
         turn.status, turn.response_id, turn.item_id, turn.reply_text = "listening", None, None, ""
 
-    def _barge_in(self, at_ms: float) -> None:
+    def _barge_in_window(self, probability: float, start_ms: float, end_ms: float, echo: bool) -> None:
+        if echo and probability >= self._bargein.threshold and end_ms - self._echo_noted_ms >= 1000:
+            self._echo_noted_ms = end_ms
+            self.timeline.add("echo_ignored", self.media_ms, at_ms=start_ms)
+        verdict = self._bargein.update(probability, start_ms, end_ms, echo=echo)
+        if verdict is not None:
+            self._apply_verdict(verdict)
+
+    def _apply_verdict(self, verdict: BargeInVerdict) -> None:
+        if verdict.kind == "pause":
+            self._playout.pause()
+            self.timeline.add("agent_paused", self.media_ms, onset_ms=verdict.onset_ms)
+        elif verdict.kind == "resume":
+            self._playout.resume()
+            self.timeline.add(f"{verdict.reason}_ignored", self.media_ms, onset_ms=verdict.onset_ms)
+        elif verdict.kind == "classify":
+            self._start_classifying(verdict)
+        else:
+            self._barge_in(verdict.onset_ms, reason=verdict.reason)
+            self._begin_turn(verdict.onset_ms)
+            self._detector.force_start(verdict.onset_ms, max(verdict.end_ms, verdict.onset_ms))
+
+    def _start_classifying(self, verdict: BargeInVerdict) -> None:
+        pcm = [f for start, f in self._recent if verdict.onset_ms - 100 <= start < verdict.end_ms + 100]
+        if self._transcriber is None or not pcm:
+            # Nothing to listen with: a short sound while the agent talks is taken as a backchannel.
+            self._apply_verdict(self._bargein.classified("", self.media_ms) or verdict)
+            return
+        transcriber = self._transcriber
+
+        async def classify() -> None:
+            text = await transcriber(np.concatenate(pcm))
+            self.timeline.add("barge_in_transcript", self.media_ms, text=text)
+            decided = self._bargein.classified(text, self.media_ms)
+            if decided is not None:
+                self._apply_verdict(decided)
+
+        self._classify = asyncio.create_task(classify(), name=f"{self.call_id}:classify")
+
+    def _barge_in(self, at_ms: float, reason: str = "speech") -> None:
         """Stop the agent now: silence the outbound leg first, then tell the engine what was heard."""
         turn = self._response_turn
         dropped = self._playout.flush()
-        self.timeline.add("barge_in", self.media_ms, onset_ms=at_ms, dropped_samples=dropped)
+        self.timeline.add("barge_in", self.media_ms, onset_ms=at_ms, reason=reason, dropped_samples=dropped)
         if turn is None:
             return
         turn.interrupted = True

@@ -69,6 +69,13 @@ class TurnDetector:
             return [TurnEvent("speech_paused", self._last_voiced_end_ms)]
         return []
 
+    def force_start(self, onset_ms: float, last_voiced_end_ms: float) -> None:
+        """Enter a turn decided elsewhere (a barge-in): the caller has the floor from ``onset_ms``."""
+        self.speaking, self.paused = True, False
+        self._onset_ms = onset_ms
+        self._voiced_ms = 0.0
+        self._last_voiced_end_ms = last_voiced_end_ms
+
     @property
     def silence_ms(self) -> float:
         """How long the caller has been quiet inside the current turn (0 outside one)."""

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from voiceagent.agents import AgentDefinition, build_brain
 from voiceagent.config import Settings
 from voiceagent.engines.cascade.asr import WhisperAsr
@@ -72,6 +75,10 @@ class CascadeEngine:
         """Run a model call on the engine's model thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def transcribe(self, pcm16: npt.NDArray[np.int16]) -> str:
+        """Transcribe a short 16 kHz snippet (the media layer asks this to classify a barge-in)."""
+        return await self.run_blocking(self.asr.transcribe, pcm16)
 
     async def open_session(self, config: SessionConfig) -> CascadeSession:
         session = CascadeSession(self, config, build_brain(self.agent, self._settings))

@@ -1,0 +1,125 @@
+"""Barge-in: what the media layer does when the caller makes a sound while the agent is audible.
+
+The decision is two-stage, because the two targets pull apart: the agent must fall silent within
+~100 ms of a real interruption, yet an "uh-huh", a cough or a door must not stop it. So the first
+stage only *pauses* playout (nothing is dropped), after ``onset_ms`` of voice. The second stage
+then has time to decide:
+
+- voice that goes on for ``interrupt_ms``: a real interruption → stop;
+- a sound shorter than ``noise_max_ms``, then quiet: noise → resume;
+- a short utterance, then quiet: transcribe it; only backchannel words → resume, else stop
+  ("wait", "no", "stop" are short too);
+- a pause that lasts ``max_pause_ms`` without a decision → stop.
+
+Stopping flushes the queue and truncates the answer at the samples played before the pause, so
+the short pause costs the caller nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from voiceagent.agents.definition import BargeInPolicy
+
+__all__ = ["BargeInDetector", "BargeInVerdict", "is_backchannel"]
+
+VerdictKind = Literal["pause", "resume", "stop", "classify"]
+
+_WORD = re.compile(r"[\w'-]+|[^\W\d_]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class BargeInVerdict:
+    """What to do now. ``onset_ms``/``end_ms`` bound the caller's sound on the media clock."""
+
+    kind: VerdictKind
+    reason: str
+    onset_ms: float
+    end_ms: float
+
+
+def is_backchannel(text: str, backchannels: list[str]) -> bool:
+    """True when ``text`` says nothing but backchannel words (or nothing at all)."""
+    normalised = " " + " ".join(_WORD.findall(text.lower())) + " "
+    for phrase in sorted(backchannels, key=len, reverse=True):
+        words = " ".join(_WORD.findall(phrase.lower()))
+        if words:
+            normalised = normalised.replace(f" {words} ", " ")
+            # CJK backchannels are not space-separated: remove them wherever they stand.
+            if not words.isascii():
+                normalised = normalised.replace(words, " ")
+    return not normalised.strip()
+
+
+class BargeInDetector:
+    """Per-call state machine fed with VAD windows while the agent is audible."""
+
+    def __init__(self, policy: BargeInPolicy, *, threshold: float = 0.5) -> None:
+        self.policy = policy
+        self.threshold = threshold
+        self.release = max(0.05, threshold - 0.15)
+        self.state: Literal["idle", "paused", "classifying"] = "idle"
+        self._run_ms = 0.0
+        self._onset_ms = 0.0
+        self._voiced_ms = 0.0
+        self._last_voiced_end_ms = 0.0
+
+    def reset(self) -> None:
+        self.state = "idle"
+        self._run_ms = 0.0
+
+    def update(
+        self, probability: float, start_ms: float, end_ms: float, *, echo: bool
+    ) -> BargeInVerdict | None:
+        """One VAD window of the (echo-cancelled) caller leg; ``echo``: it may be the agent's echo."""
+        if not self.policy.enabled:
+            return None
+        voiced = probability >= (self.threshold if self.state == "idle" else self.release) and not echo
+        if self.state == "idle":
+            return self._idle(voiced, start_ms, end_ms)
+        if voiced:
+            self._voiced_ms += end_ms - start_ms
+            self._last_voiced_end_ms = end_ms
+            if self.state == "classifying" or self._voiced_ms >= self.policy.interrupt_ms:
+                return self._stop("speech", end_ms)
+        elif self.state == "paused" and end_ms - self._last_voiced_end_ms >= self.policy.resume_gap_ms:
+            if self._voiced_ms < self.policy.noise_max_ms:
+                return self._resume("noise", end_ms)
+            self.state = "classifying"
+            return BargeInVerdict("classify", "short utterance", self._onset_ms, self._last_voiced_end_ms)
+        if end_ms - self._onset_ms >= self.policy.max_pause_ms:
+            return self._stop("undecided", end_ms)
+        return None
+
+    def classified(self, transcript: str, now_ms: float) -> BargeInVerdict | None:
+        """The transcript of a short utterance, once :meth:`update` asked for it."""
+        if self.state != "classifying":
+            return None  # decided meanwhile (the caller went on talking)
+        if is_backchannel(transcript, self.policy.backchannels):
+            return self._resume("backchannel", now_ms)
+        return self._stop("words", now_ms)
+
+    def _idle(self, voiced: bool, start_ms: float, end_ms: float) -> BargeInVerdict | None:
+        if not voiced:
+            self._run_ms = 0.0
+            return None
+        if self._run_ms == 0.0:
+            self._onset_ms = start_ms
+        self._run_ms += end_ms - start_ms
+        if self._run_ms < self.policy.onset_ms:
+            return None
+        self.state = "paused"
+        self._voiced_ms = self._run_ms
+        self._last_voiced_end_ms = end_ms
+        self._run_ms = 0.0
+        return BargeInVerdict("pause", "voice", self._onset_ms, end_ms)
+
+    def _resume(self, reason: str, now_ms: float) -> BargeInVerdict:
+        self.state = "idle"
+        return BargeInVerdict("resume", reason, self._onset_ms, now_ms)
+
+    def _stop(self, reason: str, now_ms: float) -> BargeInVerdict:
+        self.state = "idle"
+        return BargeInVerdict("stop", reason, self._onset_ms, self._last_voiced_end_ms)
