@@ -180,6 +180,19 @@ def bench_first_audio(ctx: click.Context, repeat: int, realtime: bool, as_json: 
     click.echo(json.dumps(result, indent=2) if as_json else result["table"])
 
 
+@bench.command("bargein")
+@click.option("--calls", default=25, show_default=True, help="Calls per scenario (4 scenarios).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_friendly_errors
+def bench_bargein(ctx: click.Context, calls: int, as_json: bool) -> None:
+    """Barge-in stop time, truncation accuracy, backchannels, echo and noise on synthetic calls."""
+    from voiceagent.bench.bargein import run_bargein_bench
+
+    result = asyncio.run(run_bargein_bench(_settings(ctx), calls_per_scenario=calls))
+    click.echo(json.dumps(result, indent=2) if as_json else result["table"])
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="voiceagent")

@@ -38,6 +38,8 @@ class CallReport:
     input: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # The conversation as the engine holds it at the end: what the caller said and what was heard.
+    history: list[dict[str, str]] = field(default_factory=list)
     outbound: npt.NDArray[np.int16] | None = field(default=None, repr=False)
     inbound: npt.NDArray[np.int16] | None = field(default=None, repr=False)
 
@@ -95,6 +97,7 @@ async def call_pcm(
         result = await run_file_call(session, caller, realtime=realtime, max_call_s=settings.max_call_s)
     finally:
         await session.aclose()
+    history = [{"role": m.role, "content": m.content} for m in getattr(engine_session, "history", [])]
     turns = [_turn_dict(t) for t in session.turns]
     answered = [t for t in turns if t["user_text"]]
     first = next((t["first_audio_ms"] for t in turns if t["first_audio_ms"] is not None), None)
@@ -109,6 +112,7 @@ async def call_pcm(
         ended_reason=session.ended_reason,
         warnings=warnings,
         events=session.timeline.as_dicts(),
+        history=history,
         outbound=result.outbound,
         inbound=result.inbound,
     )

@@ -17,11 +17,15 @@ from .corpus import (
     REPO_ROOT,
     SILENT_PEAK,
     Question,
+    is_strict_word_prefix,
+    ms_to_samples,
     peak,
     question,
     read_pcm,
     same_text,
+    samples_to_ms,
     silence,
+    speech_span,
     transcribe,
     word_overlap,
     words,
@@ -225,3 +229,42 @@ def test_words_spells_numbers_as_the_answers_do() -> None:
     # The checks above lean on this: Whisper writes digits where the agent's answers spell them out.
     spoken = "free over fifty dollars otherwise it's four ninety nine nine to five"
     assert words("Free over $50, otherwise it's $4.99; 9 to 5.") == spoken.split(" ")
+
+
+def test_caller_interrupting_the_reply_silences_it_and_history_keeps_the_heard_part(
+    tmp_path: Path, answers: dict[str, str]
+) -> None:
+    first, second = question("opening-hours"), question("payment")
+    plain = call_json(first.path(), tmp_path / "plain.wav")
+    turn = plain["turns"][0]
+    # The second question starts 2 s into the first answer.
+    reply_start_ms = turn["speech_end_ms"] + turn["first_audio_ms"]
+    head = read_pcm(first.path())
+    onset_in_second = samples_to_ms(speech_span(read_pcm(second.path()))[0])
+    gap_ms = reply_start_ms + 2000 - samples_to_ms(head.size) - onset_in_second
+    caller = np.concatenate([head, silence(gap_ms), read_pcm(second.path())])
+    wav = tmp_path / "interrupting.wav"
+    write_wav(wav, caller, SAMPLE_RATE)
+
+    proc = run_cli("call", str(wav), "--out", str(tmp_path / "reply.wav"), "--json", "--fast", "--events")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+
+    cut, answered = report["turns"]
+    assert cut["interrupted"]
+    assert is_strict_word_prefix(cut["reply_text"], answers[first.intent]), cut["reply_text"]
+    assert same_text(answered["reply_text"], answers[second.intent])
+    # silent from shortly after the interruption's onset until the second answer starts
+    reply = read_pcm(tmp_path / "reply.wav")
+    onset = answered["speech_start_ms"]
+    second_answer = next(
+        e["media_ms"]
+        for e in report["events"]
+        if e["kind"] == "agent_audio_started" and e["data"]["turn"] == 1
+    )
+    assert peak(reply[ms_to_samples(onset - 1000) : ms_to_samples(onset)]) > 1000  # it was talking
+    assert peak(reply[ms_to_samples(onset + 150) : ms_to_samples(second_answer)]) < SILENT_PEAK
+    # the engine's history holds what was heard of the first answer, not what was generated
+    assistant = [m["content"] for m in report["history"] if m["role"] == "assistant"]
+    assert assistant[0] == cut["reply_text"]
+    assert len(assistant[0].split()) < len(answers[first.intent].split())

@@ -23,6 +23,7 @@ from voiceagent.engines.events import (
     ResponseOutputAudioDelta,
     ServerEvent,
 )
+from voiceagent.media.bargein import SnippetTranscript
 from voiceagent.media.session import CallSession
 
 FRAME = 320
@@ -172,7 +173,7 @@ async def test_barge_in_silences_next_frame_and_truncates_at_played_samples(sett
     engine = FakeEngine(reply_ms=3000)
     session = await _session(engine, settings)
     # speech 0-1000, agent from ~1500; caller interrupts at 2300 for longer than interrupt_ms
-    frames = _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 800), (QUIET, 1000))
+    frames = _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 1200), (QUIET, 1000))
     out = await _run(session, frames)
     await session.aclose()
     first_reply = out == 7001
@@ -241,9 +242,11 @@ async def test_answer_dropped_before_the_engine_acknowledged_it_is_still_truncat
 async def _transcriber_saying(text: str):
     heard: list[int] = []
 
-    async def transcribe(pcm: np.ndarray) -> str:
+    async def transcribe(pcm: np.ndarray, prompt: str | None) -> SnippetTranscript:
         heard.append(pcm.size)
-        return text
+        assert prompt is not None
+        assert "Uh-huh" in prompt
+        return SnippetTranscript(text, -0.05)
 
     return transcribe, heard
 
@@ -292,7 +295,7 @@ async def test_click_resumes_without_transcribing(settings) -> None:
 async def test_barge_in_can_be_turned_off_per_agent(settings) -> None:
     engine = FakeEngine(reply_ms=3000)
     session = await _session(engine, settings, policy=BargeInPolicy(enabled=False))
-    out = await _run(session, _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 800), (QUIET, 3000)))
+    out = await _run(session, _frames((SPEECH, 1000), (QUIET, 1300), (SPEECH, 1200), (QUIET, 3000)))
     await session.aclose()
     assert int((out == 7001).sum()) == 3000 * 16
     assert not session.turns[0].interrupted

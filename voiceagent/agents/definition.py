@@ -69,10 +69,15 @@ class BargeInPolicy(BaseModel):
 
     enabled: bool = True
     onset_ms: int = Field(default=64, ge=20, le=500)
-    interrupt_ms: int = Field(default=600, ge=100, le=5000)
+    interrupt_ms: int = Field(default=1000, ge=100, le=5000)
     noise_max_ms: int = Field(default=100, ge=0, le=1000)
     resume_gap_ms: int = Field(default=200, ge=40, le=2000)
-    max_pause_ms: int = Field(default=1500, ge=200, le=10000)
+    max_pause_ms: int = Field(default=1800, ge=200, le=10000)
+    # Whisper turns an "uh-huh" it cannot place into a short, unsure guess ("It has."): a transcript
+    # of at most ``unsure_max_words`` words with a mean log-probability below ``unsure_logprob`` is
+    # taken as a sound, not words. Clear short interruptions ("Wait.", "Hold on.") score near 0.
+    unsure_logprob: float = Field(default=-0.4, le=0.0)
+    unsure_max_words: int = Field(default=2, ge=0, le=5)
     backchannels: list[str] = Field(
         default_factory=lambda: [
             "uh-huh",

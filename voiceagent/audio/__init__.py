@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from voiceagent.audio.frame_resample import FrameResampler
 from voiceagent.audio.frames import (
     FRAME_MS,
     FRAME_SAMPLES,
@@ -25,6 +26,7 @@ __all__ = [
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
     "AudioClip",
+    "FrameResampler",
     "Framer",
     "SileroVad",
     "StreamResampler",

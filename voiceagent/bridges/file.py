@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,10 @@ import numpy.typing as npt
 from voiceagent.audio import FRAME_MS, FRAME_SAMPLES, Framer
 from voiceagent.media.session import CallSession
 
-__all__ = ["FileCallResult", "run_file_call"]
+__all__ = ["FileCallResult", "Line", "run_file_call"]
+
+# (caller frame, outbound frame of the same slot) -> the frame that reaches the media layer
+Line = Callable[[npt.NDArray[np.int16], npt.NDArray[np.int16]], npt.NDArray[np.int16]]
 
 # After the caller's audio ends and the agent has finished, keep the line open this long.
 _TAIL_MS = 300
@@ -34,6 +38,7 @@ async def run_file_call(
     *,
     realtime: bool = True,
     max_call_s: float = 600.0,
+    line: Line | None = None,
 ) -> FileCallResult:
     """Feed ``caller`` (16 kHz mono PCM16) frame by frame and pull one outbound frame per inbound one.
 
@@ -41,6 +46,9 @@ async def run_file_call(
     while nobody waits on the engine: from the end of a caller turn until the engine's answer is
     complete the frames are paced in real time, so the latency we report is the latency a caller
     would hear, while the silences in between cost nothing.
+
+    ``line``, if given, models the phone line: it gets each caller frame and the outbound frame
+    of the same slot and returns what actually arrives (with echo, noise, codec...).
     """
     framer = Framer(FRAME_SAMPLES)
     frames = framer.push(caller)
@@ -58,9 +66,10 @@ async def run_file_call(
         # Slot ``tick`` plays one outbound frame while one inbound frame arrives; the inbound frame
         # is complete only at the end of the slot, so whatever it triggers can be heard from the
         # next slot on. Pulling first keeps that order (and the latency we report) honest.
-        session.pull_outbound()
+        outbound = session.pull_outbound()
         in_input = tick < len(frames)
-        session.push_inbound(frames[tick] if in_input else silence)
+        inbound = frames[tick] if in_input else silence
+        session.push_inbound(inbound if line is None else line(inbound, outbound))
         if realtime or session.waiting:
             deadline += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))

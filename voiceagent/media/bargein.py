@@ -23,11 +23,19 @@ from typing import Literal
 
 from voiceagent.agents.definition import BargeInPolicy
 
-__all__ = ["BargeInDetector", "BargeInVerdict", "is_backchannel"]
+__all__ = ["BargeInDetector", "BargeInVerdict", "SnippetTranscript", "is_backchannel"]
 
 VerdictKind = Literal["pause", "resume", "stop", "classify"]
 
 _WORD = re.compile(r"[\w'-]+|[^\W\d_]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class SnippetTranscript:
+    """What a transcriber heard in a short utterance, and how sure it was (mean log-probability)."""
+
+    text: str
+    logprob: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,16 +49,28 @@ class BargeInVerdict:
 
 
 def is_backchannel(text: str, backchannels: list[str]) -> bool:
-    """True when ``text`` says nothing but backchannel words (or nothing at all)."""
-    normalised = " " + " ".join(_WORD.findall(text.lower())) + " "
-    for phrase in sorted(backchannels, key=len, reverse=True):
-        words = " ".join(_WORD.findall(phrase.lower()))
-        if words:
-            normalised = normalised.replace(f" {words} ", " ")
-            # CJK backchannels are not space-separated: remove them wherever they stand.
-            if not words.isascii():
-                normalised = normalised.replace(words, " ")
-    return not normalised.strip()
+    """True when ``text`` says nothing but backchannel words and phrases (or nothing at all)."""
+    phrases = sorted({tuple(_WORD.findall(p.lower())) for p in backchannels} - {()}, key=len, reverse=True)
+    tokens = _WORD.findall(text.lower())
+    i = 0
+    while i < len(tokens):
+        match = next((p for p in phrases if tuple(tokens[i : i + len(p)]) == p), None)
+        if match is not None:
+            i += len(match)
+        elif _made_of(tokens[i], [p[0] for p in phrases if len(p) == 1 and not p[0].isascii()]):
+            i += 1  # CJK is not space-separated: "嗯嗯" is two backchannels in one token
+        else:
+            return False
+    return True
+
+
+def _made_of(token: str, pieces: list[str]) -> bool:
+    reachable = [True] + [False] * len(token)
+    for end in range(1, len(token) + 1):
+        reachable[end] = any(
+            reachable[end - len(p)] and token.endswith(p, 0, end) for p in pieces if len(p) <= end
+        )
+    return bool(pieces) and reachable[-1]
 
 
 class BargeInDetector:
@@ -93,11 +113,19 @@ class BargeInDetector:
             return self._stop("undecided", end_ms)
         return None
 
-    def classified(self, transcript: str, now_ms: float) -> BargeInVerdict | None:
+    @property
+    def prompt(self) -> str:
+        """Words to prime the transcriber with, so it spells backchannels as the list does."""
+        return ". ".join(w.capitalize() for w in self.policy.backchannels if w.isascii()) + "."
+
+    def classified(self, transcript: SnippetTranscript, now_ms: float) -> BargeInVerdict | None:
         """The transcript of a short utterance, once :meth:`update` asked for it."""
         if self.state != "classifying":
             return None  # decided meanwhile (the caller went on talking)
-        if is_backchannel(transcript, self.policy.backchannels):
+        if is_backchannel(transcript.text, self.policy.backchannels):
+            return self._resume("backchannel", now_ms)
+        words = len(_WORD.findall(transcript.text))
+        if words <= self.policy.unsure_max_words and transcript.logprob < self.policy.unsure_logprob:
             return self._resume("backchannel", now_ms)
         return self._stop("words", now_ms)
 

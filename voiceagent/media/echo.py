@@ -64,6 +64,19 @@ class EchoGuard:
         self.correlation = 0.0
         self._filter: npt.NDArray[np.float32] | None = None
         self.echo_suspect = False
+        # Frames since the agent became audible: a filter fitted on less than a full window of
+        # its voice (the rest silence) can correlate well and still be wrong.
+        self._active_frames = 0
+        self._trust_after_frames = -(-(self.window + self.max_delay // 2) // frame_samples)
+
+    @property
+    def converged(self) -> bool:
+        """Whether the fitted filter is trusted to have removed the echo."""
+        return (
+            self._filter is not None
+            and self.correlation >= _CONVERGED_CORRELATION
+            and self._active_frames >= self._trust_after_frames
+        )
 
     def reference(self, frame: npt.NDArray[np.int16]) -> None:
         """An outbound frame as it was handed to the line."""
@@ -82,19 +95,21 @@ class EchoGuard:
         loudest_ref = max(self._ref_rms, default=0.0)
         if loudest_ref <= _ACTIVE_RMS:
             self.echo_suspect = False
+            self._active_frames = 0
             return frame
+        self._active_frames += 1
         # Adapt often until the filter is trusted, then only to follow a drifting line.
-        every = self.update_every * (5 if self.correlation >= _CONVERGED_CORRELATION else 1)
+        every = self.update_every * (5 if self.converged else 1)
         if self._frames % every == 0:
             self._update()
         inbound_rms = float(np.sqrt(np.dot(x, x) / x.size))
-        if self._filter is None or self.delay_samples is None or self.correlation < _CONVERGED_CORRELATION:
+        if not self.converged:
             self.echo_suspect = inbound_rms < loudest_ref * _UNCONVERGED_MARGIN
-            if self._filter is None or self.delay_samples is None:
-                return frame
+        if self._filter is None or self.delay_samples is None:
+            return frame
         echo = self._predict(self.delay_samples, self.frame_samples)
         residual = x - echo
-        if self.correlation >= _CONVERGED_CORRELATION:
+        if self.converged:
             residual_rms = float(np.sqrt(np.dot(residual, residual) / residual.size))
             echo_rms = float(np.sqrt(np.dot(echo, echo) / echo.size))
             self.echo_suspect = residual_rms < echo_rms * _LEAK_MARGIN

@@ -38,7 +38,7 @@ from voiceagent.engines.events import (
     ResponseOutputAudioTranscriptDelta,
     ServerEvent,
 )
-from voiceagent.media.bargein import BargeInDetector, BargeInVerdict
+from voiceagent.media.bargein import BargeInDetector, BargeInVerdict, SnippetTranscript
 from voiceagent.media.echo import EchoGuard
 from voiceagent.media.playout import PlayoutQueue
 from voiceagent.media.recorder import CallRecorder
@@ -54,7 +54,8 @@ _PREROLL_MS = 300
 # How long the agent's voice can still come back as echo after its last frame was played.
 _ECHO_TAIL_MS = 400
 
-Transcriber = Callable[[npt.NDArray[np.int16]], Awaitable[str]]
+# (16 kHz snippet, prompt) -> what was said in it
+Transcriber = Callable[[npt.NDArray[np.int16], str | None], Awaitable[SnippetTranscript]]
 
 
 @dataclass
@@ -330,14 +331,14 @@ class CallSession:
         pcm = [f for start, f in self._recent if verdict.onset_ms - 100 <= start < verdict.end_ms + 100]
         if self._transcriber is None or not pcm:
             # Nothing to listen with: a short sound while the agent talks is taken as a backchannel.
-            self._apply_verdict(self._bargein.classified("", self.media_ms) or verdict)
+            self._apply_verdict(self._bargein.classified(SnippetTranscript(""), self.media_ms) or verdict)
             return
         transcriber = self._transcriber
 
         async def classify() -> None:
-            text = await transcriber(np.concatenate(pcm))
-            self.timeline.add("barge_in_transcript", self.media_ms, text=text)
-            decided = self._bargein.classified(text, self.media_ms)
+            heard = await transcriber(np.concatenate(pcm), self._bargein.prompt)
+            self.timeline.add("barge_in_transcript", self.media_ms, text=heard.text, logprob=heard.logprob)
+            decided = self._bargein.classified(heard, self.media_ms)
             if decided is not None:
                 self._apply_verdict(decided)
 

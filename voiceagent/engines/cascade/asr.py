@@ -59,8 +59,14 @@ class WhisperAsr:
 
     def transcribe(self, pcm16: npt.NDArray[np.int16]) -> str:
         """Text of one 16 kHz mono utterance; empty when nothing was said."""
+        return self.transcribe_scored(pcm16)[0]
+
+    def transcribe_scored(
+        self, pcm16: npt.NDArray[np.int16], *, prompt: str | None = None
+    ) -> tuple[str, float]:
+        """Text and Whisper's mean token log-probability (0 for no text); ``prompt`` biases the words."""
         if pcm16.size < self.sample_rate // 10:
-            return ""
+            return "", 0.0
         audio = pcm16.astype(np.float32) / 32768.0
         segments, _info = self._model.transcribe(
             audio,
@@ -69,9 +75,13 @@ class WhisperAsr:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            initial_prompt=prompt,
         )
-        kept = [s.text.strip() for s in segments if _is_speech(s)]
-        return " ".join(t for t in kept if t)
+        kept = [s for s in segments if _is_speech(s) and s.text.strip()]
+        if not kept:
+            return "", 0.0
+        text = " ".join(s.text.strip() for s in kept)
+        return text, float(min(s.avg_logprob for s in kept))
 
     def warm_up(self) -> None:
         """Run once on a short tone so the first real call does not pay for lazy initialisation."""

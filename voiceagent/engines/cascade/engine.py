@@ -19,6 +19,7 @@ from voiceagent.engines.cascade.asr import WhisperAsr
 from voiceagent.engines.cascade.session import CascadeSession
 from voiceagent.engines.cascade.tts import HibariTts
 from voiceagent.engines.events import SessionConfig
+from voiceagent.media.bargein import SnippetTranscript
 
 __all__ = ["CascadeEngine"]
 
@@ -76,9 +77,10 @@ class CascadeEngine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    async def transcribe(self, pcm16: npt.NDArray[np.int16]) -> str:
+    async def transcribe(self, pcm16: npt.NDArray[np.int16], prompt: str | None = None) -> SnippetTranscript:
         """Transcribe a short 16 kHz snippet (the media layer asks this to classify a barge-in)."""
-        return await self.run_blocking(self.asr.transcribe, pcm16)
+        text, logprob = await self.run_blocking(self.asr.transcribe_scored, pcm16, prompt=prompt)
+        return SnippetTranscript(text, logprob)
 
     async def open_session(self, config: SessionConfig) -> CascadeSession:
         session = CascadeSession(self, config, build_brain(self.agent, self._settings))
