@@ -41,7 +41,10 @@ def test_all_is_sorted_and_complete(module: object) -> None:
 
 def test_package_reexports_every_submodule_name() -> None:
     # importlib, because the package attribute ``resample`` is the function, not the module.
-    modules = [importlib.import_module(f"voiceagent.audio.{n}") for n in ("frame_resample", "g711", "resample", "vad", "wav")]
+    modules = [
+        importlib.import_module(f"voiceagent.audio.{n}")
+        for n in ("frame_resample", "g711", "resample", "vad", "wav")
+    ]
     expected = {n for m in [frames, *modules] for n in m.__all__}
     assert set(voiceagent.audio.__all__) == expected
 

@@ -43,7 +43,7 @@ from voiceagent.media.echo import EchoGuard
 from voiceagent.media.playout import PlayoutQueue
 from voiceagent.media.recorder import CallRecorder
 from voiceagent.media.timeline import CallTimeline
-from voiceagent.media.turns import TurnDetector, TurnEvent
+from voiceagent.media.turns import EndOfTurn, TurnDetector, TurnEvent
 
 __all__ = ["CallSession", "TurnRecord"]
 
@@ -110,6 +110,7 @@ class CallSession:
         barge_in: BargeInPolicy | None = None,
         transcriber: Transcriber | None = None,
         echo_guard: bool = True,
+        end_of_turn: EndOfTurn | None = None,
     ) -> None:
         self.call_id = call_id
         self.timeline = CallTimeline()
@@ -123,6 +124,7 @@ class CallSession:
             min_speech_ms=settings.vad_min_speech_ms,
             hangover_ms=settings.turn_hangover_ms,
             speculate_ms=settings.turn_speculate_ms,
+            end_of_turn=end_of_turn,
         )
         self._playout = PlayoutQueue()
         policy = barge_in or BargeInPolicy()

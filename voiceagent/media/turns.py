@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TurnDetector", "TurnEvent"]
+__all__ = ["EndOfTurn", "TurnDetector", "TurnEvent"]
+
+# (quiet so far in ms, length of the turn so far in ms) -> True: the turn is over now; False: not
+# yet, whatever the hangover says; None: leave it to the hangover. Where a smarter end-of-turn model
+# (prosody, or the words so far) plugs in; it is asked once per VAD window of quiet.
+EndOfTurn = Callable[[float, float], bool | None]
+# Even a model that keeps saying "not yet" cannot hold the floor for the caller longer than this.
+_MAX_QUIET_MS = 3000.0
 
 TurnEventKind = Literal["speech_started", "speech_paused", "speech_resumed", "speech_stopped"]
 
@@ -35,12 +43,14 @@ class TurnDetector:
         min_speech_ms: float = 100,
         hangover_ms: float = 500,
         speculate_ms: float | None = None,
+        end_of_turn: EndOfTurn | None = None,
     ) -> None:
         self.threshold = threshold
         self.release = max(0.05, threshold - 0.15)
         self.min_speech_ms = min_speech_ms
         self.hangover_ms = hangover_ms
         self.speculate_ms = speculate_ms if speculate_ms and speculate_ms < hangover_ms else None
+        self.end_of_turn = end_of_turn
         self.speaking = False
         self.paused = False
         self._onset_ms: float | None = None
@@ -60,7 +70,7 @@ class TurnDetector:
                 return [TurnEvent("speech_resumed", start_ms)]
             return []
         quiet_ms = end_ms - self._last_voiced_end_ms
-        if quiet_ms >= self.hangover_ms:
+        if self._turn_over(quiet_ms):
             self.speaking = self.paused = False
             self._onset_ms = None
             return [TurnEvent("speech_stopped", self._last_voiced_end_ms)]
@@ -68,6 +78,13 @@ class TurnDetector:
             self.paused = True
             return [TurnEvent("speech_paused", self._last_voiced_end_ms)]
         return []
+
+    def _turn_over(self, quiet_ms: float) -> bool:
+        if self.end_of_turn is not None and quiet_ms < _MAX_QUIET_MS:
+            verdict = self.end_of_turn(quiet_ms, self._last_voiced_end_ms - (self._onset_ms or 0.0))
+            if verdict is not None:
+                return verdict
+        return quiet_ms >= self.hangover_ms
 
     def force_start(self, onset_ms: float, last_voiced_end_ms: float) -> None:
         """Enter a turn decided elsewhere (a barge-in): the caller has the floor from ``onset_ms``."""
