@@ -40,9 +40,16 @@ def _feed(
     return verdicts
 
 
+def test_a_sure_window_pauses_at_once() -> None:
+    d = BargeInDetector(POLICY)
+    verdicts = _feed(d, [0.0, 0.95])
+    assert [v.kind for v in verdicts] == ["pause"]
+    assert verdicts[0].end_ms == 2 * WINDOW
+
+
 def test_pauses_after_onset_and_stops_on_long_voice() -> None:
     d = BargeInDetector(POLICY)
-    verdicts = _feed(d, [0.0, 0.9, 0.9] + [0.9] * 30)
+    verdicts = _feed(d, [0.0, 0.7, 0.7] + [0.7] * 30)
     assert [v.kind for v in verdicts] == ["pause", "stop"]
     assert verdicts[0].kind == "pause"
     assert verdicts[0].onset_ms == WINDOW

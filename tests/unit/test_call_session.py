@@ -178,8 +178,9 @@ async def test_barge_in_silences_next_frame_and_truncates_at_played_samples(sett
     await session.aclose()
     first_reply = out == 7001
     played = int(first_reply.sum())
-    # the agent pauses once onset_ms of voice has arrived (whole 20 ms windows here)
-    onset_detect_ms = 2300 + -(-BargeInPolicy().onset_ms // 20) * 20
+    # the scripted VAD is sure (0.9 >= sure_onset_probability): one 20 ms window pauses the agent
+    assert BargeInPolicy().sure_onset_probability <= 0.9
+    onset_detect_ms = 2300 + 20
     # the frame that completes onset detection arrives by onset_detect_ms; nothing plays after it
     last_played_end_ms = (np.flatnonzero(first_reply)[-1] + 1) / 16
     assert last_played_end_ms == onset_detect_ms

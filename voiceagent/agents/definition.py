@@ -69,6 +69,8 @@ class BargeInPolicy(BaseModel):
 
     enabled: bool = True
     onset_ms: int = Field(default=64, ge=20, le=500)
+    # One VAD window this sure is enough to pause: a clear voice onset should not wait for a second.
+    sure_onset_probability: float = Field(default=0.8, ge=0.5, le=1.0)
     interrupt_ms: int = Field(default=1000, ge=100, le=5000)
     noise_max_ms: int = Field(default=100, ge=0, le=1000)
     resume_gap_ms: int = Field(default=200, ge=40, le=2000)
@@ -76,7 +78,7 @@ class BargeInPolicy(BaseModel):
     # Whisper turns an "uh-huh" it cannot place into a short, unsure guess ("It has."): a transcript
     # of at most ``unsure_max_words`` words with a mean log-probability below ``unsure_logprob`` is
     # taken as a sound, not words. Clear short interruptions ("Wait.", "Hold on.") score near 0.
-    unsure_logprob: float = Field(default=-0.4, le=0.0)
+    unsure_logprob: float = Field(default=-0.25, le=0.0)
     unsure_max_words: int = Field(default=2, ge=0, le=5)
     backchannels: list[str] = Field(
         default_factory=lambda: [

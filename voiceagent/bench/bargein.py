@@ -64,6 +64,9 @@ INTERRUPTIONS = [
     "Wait, can you repeat that please?",
     "No no, I need to speak to someone about my order.",
     "Hold on, what about Sundays?",
+    # Short ones are decided by their words, not their length: they must stop the agent too.
+    "Wait.",
+    "Hold on.",
 ]
 BACKCHANNELS = ["Uh-huh.", "Mm-hm.", "Okay.", "Right.", "Yeah."]
 _CALLER_LEVEL = 0.5  # caller speech peak relative to full scale before the line

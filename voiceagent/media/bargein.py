@@ -98,7 +98,7 @@ class BargeInDetector:
             return None
         voiced = probability >= (self.threshold if self.state == "idle" else self.release) and not echo
         if self.state == "idle":
-            return self._idle(voiced, start_ms, end_ms)
+            return self._idle(voiced, probability >= self.policy.sure_onset_probability, start_ms, end_ms)
         if voiced:
             self._voiced_ms += end_ms - start_ms
             self._last_voiced_end_ms = end_ms
@@ -129,14 +129,14 @@ class BargeInDetector:
             return self._resume("backchannel", now_ms)
         return self._stop("words", now_ms)
 
-    def _idle(self, voiced: bool, start_ms: float, end_ms: float) -> BargeInVerdict | None:
+    def _idle(self, voiced: bool, sure: bool, start_ms: float, end_ms: float) -> BargeInVerdict | None:
         if not voiced:
             self._run_ms = 0.0
             return None
         if self._run_ms == 0.0:
             self._onset_ms = start_ms
         self._run_ms += end_ms - start_ms
-        if self._run_ms < self.policy.onset_ms:
+        if self._run_ms < self.policy.onset_ms and not sure:
             return None
         self.state = "paused"
         self._voiced_ms = self._run_ms

@@ -330,7 +330,9 @@ class CallSession:
             self._detector.force_start(verdict.onset_ms, max(verdict.end_ms, verdict.onset_ms))
 
     def _start_classifying(self, verdict: BargeInVerdict) -> None:
-        pcm = [f for start, f in self._recent if verdict.onset_ms - 100 <= start < verdict.end_ms + 100]
+        # Everything from just before the onset up to now: the breathy end of an "uh-huh" is often
+        # below the VAD's threshold, and without it Whisper guesses at words ("It helps.").
+        pcm = [f for start, f in self._recent if start >= verdict.onset_ms - 100]
         if self._transcriber is None or not pcm:
             # Nothing to listen with: a short sound while the agent talks is taken as a backchannel.
             self._apply_verdict(self._bargein.classified(SnippetTranscript(""), self.media_ms) or verdict)
