@@ -20,6 +20,9 @@ from voiceagent.errors import ConfigError
 
 __all__ = ["Settings", "load_settings"]
 
+# Call log and spool live with the user's data, not in the cache: they must survive a cache wipe.
+_DATA_DIR = Path.home() / ".local" / "share" / "voiceagent"
+
 
 class Settings(BaseSettings):
     """Every knob of a voiceagent process. Field names map to ``VOICEAGENT_<NAME>`` variables."""
@@ -72,6 +75,30 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str = "default"
     llm_timeout_s: float = Field(default=8.0, gt=0)
+
+    # Call log
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{_DATA_DIR / 'calls.db'}",
+        description="SQLAlchemy async URL: SQLite by default, postgresql+asyncpg://... in production.",
+    )
+    spool_dir: Path = Field(
+        default=_DATA_DIR / "spool",
+        description="Where the call-log writer keeps batches (JSONL, fsync'd) while the database is down.",
+    )
+
+    # Session memory (voiceagent.memory)
+    redis_url: str | None = Field(
+        default=None,
+        description="e.g. redis://127.0.0.1:6379/0; None keeps memory in this process (lost on exit).",
+    )
+    memory_budget_chars: int = Field(
+        default=6000,
+        ge=1000,
+        description="Most characters of summary plus recent turns handed to the brain (~4 per token).",
+    )
+    caller_memory_ttl_s: float = Field(
+        default=30 * 86400.0, gt=0, description="How long what a caller said is kept after their last call."
+    )
 
     @field_validator("asr_language", mode="before")
     @classmethod

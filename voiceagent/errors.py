@@ -9,7 +9,9 @@
     │   └── ModelChecksumError      a model file whose sha256 is not the pinned one
     ├── AgentDefinitionError        an agent file that does not parse or validate
     ├── EngineError                 a speech engine failed during a session
-    └── LLMError                    the configured chat endpoint failed or answered nonsense
+    ├── LLMError                    the configured chat endpoint failed or answered nonsense
+    ├── MemoryStoreError            session memory cannot be read or written (Redis down, bad data)
+    └── StoreError                  the call log's database, its migrations or its spool cannot be used
 
 Third-party exceptions are translated where they enter (``raise ... from exc``), so callers catch
 these types and the CLI prints their message instead of a traceback.
@@ -24,9 +26,11 @@ __all__ = [
     "ConfigError",
     "EngineError",
     "LLMError",
+    "MemoryStoreError",
     "ModelChecksumError",
     "ModelError",
     "ModelNotFoundError",
+    "StoreError",
     "VoiceAgentError",
 ]
 
@@ -69,3 +73,11 @@ class EngineError(VoiceAgentError):
 
 class LLMError(VoiceAgentError):
     """The configured chat endpoint failed or gave an unusable answer."""
+
+
+class MemoryStoreError(VoiceAgentError):
+    """Session memory cannot be read or written: the store is unreachable or holds bad data."""
+
+
+class StoreError(VoiceAgentError):
+    """The call log's database, its migrations or its spool cannot be used."""
