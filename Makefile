@@ -38,6 +38,8 @@ unit:
 
 bench: setup
 	$(BIN)/voiceagent bench first-audio
+	$(BIN)/voiceagent bench bargein
+	$(BIN)/voiceagent bench calllog
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""The ``voiceagent`` command: ``call``, ``models``, ``bench``.
+"""The ``voiceagent`` command: ``call``, ``models``, ``migrate``, ``bench``.
 
 Errors of the :class:`voiceagent.errors.VoiceAgentError` tree end the command with their message and
 exit status 2; only real bugs print a traceback.
@@ -177,6 +177,65 @@ def bench_first_audio(ctx: click.Context, repeat: int, realtime: bool, as_json: 
     from voiceagent.bench.first_audio import run_first_audio_bench
 
     result = asyncio.run(run_first_audio_bench(_settings(ctx), repeat=repeat, realtime=realtime))
+    click.echo(json.dumps(result, indent=2) if as_json else result["table"])
+
+
+@cli.command()
+@click.option("--url", help="Database URL (default: database_url from settings / VOICEAGENT_DATABASE_URL).")
+@click.option("--revision", default=None, help="Target revision (default: head; with --down: required).")
+@click.option("--down", is_flag=True, help="Downgrade to --revision (base: drop the call-log tables).")
+@click.pass_context
+@_friendly_errors
+def migrate(ctx: click.Context, url: str | None, revision: str | None, down: bool) -> None:
+    """Create or update the call log's tables (Alembic migrations in migrations/)."""
+    from voiceagent.store.engine import display_url
+    from voiceagent.store.migrate import downgrade, upgrade
+
+    target = url or _settings(ctx).database_url
+    if down:
+        if revision is None:
+            raise click.UsageError("--down needs --revision (a revision id, or base)")
+        downgrade(target, revision)
+    else:
+        revision = revision or "head"
+        upgrade(target, revision)
+    click.echo(f"call log at {revision}: {display_url(target)}")
+
+
+@bench.command("calllog")
+@click.option("--url", help="Database URL (default: a throw-away SQLite file).")
+@click.option("--calls", default=1000, show_default=True, help="Simulated calls.")
+@click.option("--events", "events_per_call", default=100, show_default=True, help="Timeline events per call.")
+@click.option("--concurrent", default=100, show_default=True, help="Calls live at once.")
+@click.option("--rate", "rate_per_s", type=float, default=None, help="Records/s overall (default: flat out).")
+@click.option("--max-queue", default=50_000, show_default=True, help="Writer queue before it spills.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_friendly_errors
+def bench_calllog(
+    ctx: click.Context,
+    url: str | None,
+    calls: int,
+    events_per_call: int,
+    concurrent: int,
+    rate_per_s: float | None,
+    max_queue: int,
+    as_json: bool,
+) -> None:
+    """Call-log write path: submit() time on the media loop (us) and rows/s into the database."""
+    from voiceagent.bench.calllog import run_calllog_bench
+
+    result = asyncio.run(
+        run_calllog_bench(
+            _settings(ctx),
+            url=url,
+            calls=calls,
+            events_per_call=events_per_call,
+            concurrent=concurrent,
+            rate_per_s=rate_per_s,
+            max_queue=max_queue,
+        )
+    )
     click.echo(json.dumps(result, indent=2) if as_json else result["table"])
 
 
