@@ -7,18 +7,22 @@ exit status 2; only real bugs print a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
 from voiceagent import __version__
 from voiceagent.config import Settings, load_settings
 from voiceagent.errors import VoiceAgentError
+
+if TYPE_CHECKING:
+    from voiceagent.store.writer import CallLogWriter
 
 __all__ = ["main"]
 
@@ -80,6 +84,7 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 @click.option("--fast", is_flag=True, help="Skip idle time instead of streaming at real time.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--events", is_flag=True, help="With --json: include the call's event timeline.")
+@click.option("--no-log", is_flag=True, help="Do not write the call to the call log (database_url).")
 @click.pass_context
 @_friendly_errors
 def call(
@@ -91,6 +96,7 @@ def call(
     fast: bool,
     as_json: bool,
     events: bool,
+    no_log: bool,
 ) -> None:
     """Call the agent with AUDIO as the caller: prints what was said and how fast it answered."""
     from voiceagent.agents import builtin_agent_path, load_agent
@@ -103,13 +109,22 @@ def call(
     agent = load_agent(settings.agent_path or builtin_agent_path())
 
     async def run() -> dict[str, Any]:
-        engine = await CascadeEngine.load(settings, agent)
-        try:
-            report = await call_file(
-                engine, audio, settings, out=out, record=record, realtime=not fast, barge_in=agent.barge_in
-            )
-        finally:
-            await engine.aclose()
+        async with _call_log(settings, enabled=not no_log) as call_log:
+            engine = await CascadeEngine.load(settings, agent)
+            try:
+                report = await call_file(
+                    engine,
+                    audio,
+                    settings,
+                    out=out,
+                    record=record,
+                    realtime=not fast,
+                    barge_in=agent.barge_in,
+                    call_log=call_log,
+                    agent_name=agent.name,
+                )
+            finally:
+                await engine.aclose()
         return report.as_json(with_events=events)
 
     report = asyncio.run(run())
@@ -125,6 +140,35 @@ def call(
         click.echo(f"agent:  {turn['reply_text'] or '(no reply)'}{latency}{cut}")
     if out is not None:
         click.echo(f"wrote {out} ({report['duration_s']:.1f} s)")
+    if not no_log:
+        from voiceagent.store.engine import display_url
+
+        click.echo(f"logged as {report['call_id']} in {display_url(settings.database_url)}")
+
+
+@contextlib.asynccontextmanager
+async def _call_log(settings: Settings, *, enabled: bool) -> AsyncIterator[CallLogWriter | None]:
+    """The call-log writer for this process; the embedded SQLite default is created on first use."""
+    if not enabled:
+        yield None
+        return
+    from voiceagent.store.engine import create_engine
+    from voiceagent.store.migrate import upgrade_async
+    from voiceagent.store.writer import CallLogWriter
+
+    engine = create_engine(settings.database_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            # Production databases are migrated on purpose (voiceagent migrate); a laptop's is not.
+            await upgrade_async(engine)
+        writer = CallLogWriter(engine, spool_dir=settings.spool_dir)
+        await writer.start()
+        try:
+            yield writer
+        finally:
+            await writer.aclose()
+    finally:
+        await engine.dispose()
 
 
 @cli.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,21 +13,22 @@ import numpy.typing as npt
 from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.audio import SAMPLE_RATE, AudioClip, SileroVad, read_audio, resample, to_pipeline, write_wav
 from voiceagent.bridges.file import run_file_call
+from voiceagent.calllog import CallLogSink
 from voiceagent.config import Settings
 from voiceagent.engines.base import SpeechEngine
 from voiceagent.engines.events import SessionConfig
 from voiceagent.media.recorder import write_stereo
 from voiceagent.media.session import CallSession, TurnRecord
+from voiceagent.store.writer import CallLogWriter
 
 __all__ = ["CallReport", "call_file", "call_pcm"]
-
-_call_ids = itertools.count(1)
 
 
 @dataclass
 class CallReport:
     """What ``voiceagent call --json`` prints."""
 
+    call_id: str
     user_text: str
     reply_text: str
     first_audio_ms: float | None
@@ -79,30 +80,41 @@ async def call_pcm(
     vad: SileroVad | None = None,
     realtime: bool = True,
     barge_in: BargeInPolicy | None = None,
+    call_log: CallLogWriter | None = None,
+    agent_name: str | None = None,
 ) -> CallReport:
     """Run one call with ``caller`` (16 kHz mono PCM16) as the caller's side of the line."""
     vad = vad or SileroVad.packaged()
     vad.reset()
+    call_id = f"call_{uuid.uuid4().hex[:20]}"
+    sink = CallLogSink(call_log, call_id) if call_log is not None else None
+    if sink is not None:
+        sink.started(channel="file", agent=agent_name)
     engine_session = await engine.open_session(SessionConfig(SAMPLE_RATE, SAMPLE_RATE))
     session = CallSession(
-        call_id=f"file-{next(_call_ids):04d}",
+        call_id=call_id,
         engine=engine_session,
         vad=vad,
         settings=settings,
         barge_in=barge_in,
         transcriber=getattr(engine, "transcribe", None),
+        on_event=sink.event if sink is not None else None,
     )
     await session.start()
     try:
         result = await run_file_call(session, caller, realtime=realtime, max_call_s=settings.max_call_s)
     finally:
         await session.aclose()
+        if sink is not None:
+            sink.turns(session.turns, session.played_ms)
+            sink.ended(session.ended_reason or "completed")
     history = [{"role": m.role, "content": m.content} for m in getattr(engine_session, "history", [])]
     turns = [_turn_dict(t) for t in session.turns]
     answered = [t for t in turns if t["user_text"]]
     first = next((t["first_audio_ms"] for t in turns if t["first_audio_ms"] is not None), None)
     warnings = [] if turns else ["no caller speech was detected; the agent had nothing to answer"]
     return CallReport(
+        call_id=call_id,
         user_text=" ".join(t["user_text"] for t in answered),
         reply_text=" ".join(t["reply_text"] for t in answered if t["reply_text"]),
         first_audio_ms=first,
@@ -128,11 +140,20 @@ async def call_file(
     vad: SileroVad | None = None,
     realtime: bool = True,
     barge_in: BargeInPolicy | None = None,
+    call_log: CallLogWriter | None = None,
+    agent_name: str | None = None,
 ) -> CallReport:
     """Read ``path`` (any rate, any channel count), run the call, write the reply at the input's rate."""
     clip: AudioClip = read_audio(path)
     report = await call_pcm(
-        engine, to_pipeline(clip), settings, vad=vad, realtime=realtime, barge_in=barge_in
+        engine,
+        to_pipeline(clip),
+        settings,
+        vad=vad,
+        realtime=realtime,
+        barge_in=barge_in,
+        call_log=call_log,
+        agent_name=agent_name,
     )
     report.input = {
         "path": str(path),
@@ -144,4 +165,6 @@ async def call_file(
         write_wav(out, resample(report.outbound, SAMPLE_RATE, clip.sample_rate), clip.sample_rate)
     if record is not None and report.inbound is not None and report.outbound is not None:
         write_stereo(record, report.inbound, report.outbound, SAMPLE_RATE)
+        if call_log is not None:
+            CallLogSink(call_log, report.call_id).recording(str(record.resolve()), report.duration_s)
     return report

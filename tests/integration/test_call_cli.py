@@ -268,3 +268,52 @@ def test_caller_interrupting_the_reply_silences_it_and_history_keeps_the_heard_p
     assistant = [m["content"] for m in report["history"] if m["role"] == "assistant"]
     assert assistant[0] == cut["reply_text"]
     assert len(assistant[0].split()) < len(answers[first.intent].split())
+
+
+def test_call_is_written_to_the_call_log(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "calls.db"
+    env_url = f"sqlite+aiosqlite:///{db}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voiceagent",
+            "call",
+            str(question("payment").path()),
+            "--json",
+            "--fast",
+            "--events",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT_S,
+        check=False,
+        env={
+            **__import__("os").environ,
+            "VOICEAGENT_DATABASE_URL": env_url,
+            "VOICEAGENT_SPOOL_DIR": str(tmp_path),
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    with sqlite3.connect(db) as conn:
+        calls = conn.execute("select id, channel, end_reason from calls").fetchall()
+        turns = conn.execute(
+            "select speaker, text from turns where call_id = ? order by 1", (report["call_id"],)
+        )
+        speakers = dict(turns.fetchall())
+        events = conn.execute(
+            "select count(*) from call_events where call_id = ?", (report["call_id"],)
+        ).fetchone()
+        outbox = [r[0] for r in conn.execute("select event_type from webhook_outbox order by id")]
+    assert calls == [(report["call_id"], "file", "completed")]
+    assert speakers["caller"] == report["turns"][0]["user_text"]
+    assert speakers["agent"] == report["turns"][0]["reply_text"]
+    # every timeline event is in the log; call_ended is the last one and is logged too
+    assert events[0] == len(report["events"])
+    assert outbox[0] == "call.started"
+    assert outbox[-1] == "call.ended"
+    assert "turn.completed" in outbox

@@ -42,7 +42,7 @@ from voiceagent.media.bargein import BargeInDetector, BargeInVerdict, SnippetTra
 from voiceagent.media.echo import EchoGuard
 from voiceagent.media.playout import PlayoutQueue
 from voiceagent.media.recorder import CallRecorder
-from voiceagent.media.timeline import CallTimeline
+from voiceagent.media.timeline import CallEvent, CallTimeline
 from voiceagent.media.turns import EndOfTurn, TurnDetector, TurnEvent
 
 __all__ = ["CallSession", "TurnRecord"]
@@ -111,9 +111,10 @@ class CallSession:
         transcriber: Transcriber | None = None,
         echo_guard: bool = True,
         end_of_turn: EndOfTurn | None = None,
+        on_event: Callable[[CallEvent], None] | None = None,
     ) -> None:
         self.call_id = call_id
-        self.timeline = CallTimeline()
+        self.timeline = CallTimeline(on_event)
         self.recorder = CallRecorder()
         self.turns: list[TurnRecord] = []
         self.ended_reason: str | None = None
@@ -228,6 +229,10 @@ class CallSession:
     def responding(self) -> bool:
         """True from the end of a caller turn until the engine has finished the answer."""
         return self._response_turn is not None and self._response_turn.status in ("thinking", "speaking")
+
+    def played_ms(self, item_id: str) -> float:
+        """How much of an answer's audio was handed to the line."""
+        return self._playout.played_ms(item_id)
 
     @property
     def agent_audio_pending(self) -> bool:

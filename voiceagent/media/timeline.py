@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,14 +21,21 @@ class CallEvent:
 
 
 class CallTimeline:
-    """Append-only, monotonic list of a call's events."""
+    """Append-only, monotonic list of a call's events.
 
-    def __init__(self) -> None:
+    ``listener`` sees every event as it is added, on the media path: it must return at once (the
+    call log's writer only queues it).
+    """
+
+    def __init__(self, listener: Callable[[CallEvent], None] | None = None) -> None:
         self.events: list[CallEvent] = []
+        self.listener = listener
 
     def add(self, kind: str, media_ms: float, **data: Any) -> CallEvent:
         event = CallEvent(kind, round(media_ms, 1), time.monotonic(), data)
         self.events.append(event)
+        if self.listener is not None:
+            self.listener(event)
         return event
 
     def of_kind(self, kind: str) -> list[CallEvent]:
