@@ -166,5 +166,5 @@ async def call_file(
     if record is not None and report.inbound is not None and report.outbound is not None:
         write_stereo(record, report.inbound, report.outbound, SAMPLE_RATE)
         if call_log is not None:
-            CallLogSink(call_log, report.call_id).recording(str(record.resolve()), report.duration_s)
+            CallLogSink(call_log, report.call_id).recording(str(Path.cwd() / record), report.duration_s)
     return report

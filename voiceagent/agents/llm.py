@@ -117,10 +117,13 @@ class LLMBrain:
             await self._client.aclose()
 
     def _messages(self, user_text: str, history: Sequence[Message]) -> list[dict[str, str]]:
-        # The system prompt is ours; a system turn in the history would contradict it.
+        # The system prompt is ours; system turns in the history (session memory's summary of the
+        # earlier call) are facts to add to it, not instructions to put beside it.
+        notes = [m.content for m in history if m.role == "system" and m.content.strip()]
+        system = "\n\n".join([self._system_prompt, *notes])
         turns = [m for m in history if m.role != "system"][-_HISTORY_LIMIT:]
         return [
-            {"role": "system", "content": self._system_prompt},
+            {"role": "system", "content": system},
             *({"role": m.role, "content": m.content} for m in turns),
             {"role": "user", "content": user_text},
         ]

@@ -13,13 +13,14 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from voiceagent.agents import AgentDefinition, build_brain
+from voiceagent.agents import AgentDefinition, IntentMatcher, build_brain
 from voiceagent.config import Settings
 from voiceagent.engines.cascade.asr import WhisperAsr
 from voiceagent.engines.cascade.session import CascadeSession
 from voiceagent.engines.cascade.tts import HibariTts
 from voiceagent.engines.events import SessionConfig
 from voiceagent.media.bargein import SnippetTranscript
+from voiceagent.memory import SessionMemory, build_memory
 
 __all__ = ["CascadeEngine"]
 
@@ -39,9 +40,16 @@ class CascadeEngine:
     name = "cascade"
 
     def __init__(
-        self, *, asr: WhisperAsr, tts: HibariTts, agent: AgentDefinition, settings: Settings
+        self,
+        *,
+        asr: WhisperAsr,
+        tts: HibariTts,
+        agent: AgentDefinition,
+        settings: Settings,
+        memory: SessionMemory | None = None,
     ) -> None:
         self.asr = asr
+        self.memory = memory
         self.tts = tts
         self.agent = agent
         self._settings = settings
@@ -70,7 +78,8 @@ class CascadeEngine:
             return asr, tts
 
         asr, tts = await asyncio.to_thread(build)
-        return cls(asr=asr, tts=tts, agent=agent, settings=settings)
+        memory = build_memory(settings, matcher=IntentMatcher(agent))
+        return cls(asr=asr, tts=tts, agent=agent, settings=settings, memory=memory)
 
     async def run_blocking(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Run a model call on the engine's model thread."""
@@ -83,10 +92,12 @@ class CascadeEngine:
         return SnippetTranscript(text, logprob)
 
     async def open_session(self, config: SessionConfig) -> CascadeSession:
-        session = CascadeSession(self, config, build_brain(self.agent, self._settings))
+        session = CascadeSession(self, config, build_brain(self.agent, self._settings), self.memory)
         self._sessions.add(session)
         return session
 
     async def aclose(self) -> None:
         await asyncio.gather(*(s.aclose() for s in list(self._sessions)), return_exceptions=True)
+        if self.memory is not None:
+            await self.memory.aclose()
         self._executor.shutdown(wait=False, cancel_futures=True)

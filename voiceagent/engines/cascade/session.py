@@ -44,6 +44,7 @@ from voiceagent.errors import VoiceAgentError
 
 if TYPE_CHECKING:
     from voiceagent.engines.cascade.engine import CascadeEngine
+    from voiceagent.memory import SessionMemory
 
 __all__ = ["CascadeSession", "heard_text"]
 
@@ -75,6 +76,7 @@ class _Turn:
     item: ConversationItem
     transcript: asyncio.Task[str] | None = None
     spoken: list[_Spoken] = field(default_factory=list)
+    remembered: bool = False
 
 
 def heard_text(spoken: list[_Spoken], audio_end_ms: float) -> str:
@@ -106,11 +108,14 @@ def heard_text(spoken: list[_Spoken], audio_end_ms: float) -> str:
 class CascadeSession:
     """Implements :class:`voiceagent.engines.SpeechSession` on the engine's shared models."""
 
-    def __init__(self, engine: CascadeEngine, config: SessionConfig, brain: Brain) -> None:
+    def __init__(
+        self, engine: CascadeEngine, config: SessionConfig, brain: Brain, memory: SessionMemory | None = None
+    ) -> None:
         self.id = _new_id("sess")
         self._engine = engine
         self._config = config
         self._brain = brain
+        self._memory = memory
         self._events: asyncio.Queue[ServerEvent] = asyncio.Queue()
         self._buffer = bytearray()
         self._turns: list[_Turn] = []
@@ -149,6 +154,11 @@ class CascadeSession:
     async def aclose(self) -> None:
         self._closed = True
         tasks = list(self._tasks)
+        if self._memory is not None:
+            try:
+                await self._remember(self._turns)
+            except VoiceAgentError as exc:
+                logger.warning("session memory failed at close: %s", exc, extra={"session_id": self.id})
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -162,6 +172,30 @@ class CascadeSession:
     def history(self) -> list[Message]:
         """The conversation as the brain sees it: user transcripts and the heard part of replies."""
         return [Message(role=t.item.role, content=t.item.text) for t in self._turns if t.item.text]
+
+    async def _history_before(self, first_pending: _Turn) -> list[Message]:
+        """What the brain gets as history: session memory's bounded context when there is one."""
+        before = self._turns[: self._turns.index(first_pending)]
+        plain = [Message(role=t.item.role, content=t.item.text) for t in before if t.item.text]
+        if self._memory is None:
+            return plain
+        try:
+            await self._remember(before)
+            return (await self._memory.context(self.id)).as_messages()
+        except VoiceAgentError as exc:
+            logger.warning(
+                "session memory failed, using the call's own history: %s", exc, extra={"session_id": self.id}
+            )
+            return plain
+
+    async def _remember(self, turns: list[_Turn]) -> None:
+        """Store finished turns once, in order, with their final text (what was heard)."""
+        assert self._memory is not None
+        for turn in turns:
+            if not turn.remembered and turn.item.status != "in_progress":
+                if turn.item.text:
+                    await self._memory.append(self.id, Message(role=turn.item.role, content=turn.item.text))
+                turn.remembered = True
 
     def _unanswered(self) -> list[_Turn]:
         """User turns since the agent was last heard: one caller turn, maybe committed in parts."""
@@ -260,8 +294,7 @@ class CascadeSession:
         if not user_text:
             self._finish(ResponseDone(response_id, "cancelled", reason="no_input"))
             return
-        before = self._turns[: self._turns.index(pending[0])]
-        history = [Message(role=t.item.role, content=t.item.text) for t in before if t.item.text]
+        history = await self._history_before(pending[0])
         turn = _Turn(ConversationItem(id=_new_id("item"), role="assistant", status="in_progress"))
         self._turns.append(turn)
         self._emit(ConversationItemCreated(item=turn.item))
