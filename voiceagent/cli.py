@@ -1,4 +1,4 @@
-"""The ``voiceagent`` command: ``call``, ``models``, ``migrate``, ``bench``.
+"""The ``voiceagent`` command: ``call``, ``serve``, ``apikey``, ``models``, ``migrate``, ``bench``.
 
 Errors of the :class:`voiceagent.errors.VoiceAgentError` tree end the command with their message and
 exit status 2; only real bugs print a traceback.
@@ -222,6 +222,76 @@ def bench_first_audio(ctx: click.Context, repeat: int, realtime: bool, as_json: 
 
     result = asyncio.run(run_first_audio_bench(_settings(ctx), repeat=repeat, realtime=realtime))
     click.echo(json.dumps(result, indent=2) if as_json else result["table"])
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: api_bind_host, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: api_bind_port, 8080)."
+)
+@click.pass_context
+@_friendly_errors
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the REST API (/v1/..., /healthz, /readyz) over the call log, agents and memory."""
+    from voiceagent.api.server import serve as serve_api
+
+    serve_api(_settings(ctx), host=host, port=port)
+
+
+@cli.group()
+def apikey() -> None:
+    """REST API keys: create, list, revoke."""
+
+
+_SCOPES = ("calls:read", "agents:read", "agents:write", "memory:delete", "admin")
+
+
+@apikey.command("create")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(_SCOPES),
+    help="What the key may do (repeat for several); admin may do everything.",
+)
+@click.option("--name", required=True, help="Who or what uses the key (for listing and audit).")
+@click.pass_context
+@_friendly_errors
+def apikey_create(ctx: click.Context, scopes: tuple[str, ...], name: str) -> None:
+    """Make an API key and print it once: only its SHA-256 is stored."""
+    from voiceagent.api.keys import issue_api_key
+
+    made = asyncio.run(issue_api_key(_settings(ctx), name=name, scopes=scopes))
+    click.echo(made.key)
+    note = f"id {made.record.id}, scopes {made.record.scopes}: store the key now, it is not shown again"
+    click.echo(note, err=True)
+
+
+@apikey.command("list")
+@click.pass_context
+@_friendly_errors
+def apikey_list(ctx: click.Context) -> None:
+    """List API keys (ids, names, scopes; never secrets)."""
+    from voiceagent.api.keys import list_keys
+
+    for key in asyncio.run(list_keys(_settings(ctx))):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        click.echo(f"{key.id}  {key.name:<24} {key.scopes:<40} {key.created_at:%Y-%m-%d} {state}")
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+@_friendly_errors
+def apikey_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke the key whose id (the part after va_) is KEY_ID."""
+    from voiceagent.api.keys import revoke_key
+
+    if not asyncio.run(revoke_key(_settings(ctx), key_id=key_id)):
+        click.echo(f"error: no API key {key_id!r}", err=True)
+        sys.exit(1)
+    click.echo(f"revoked {key_id}")
 
 
 @cli.command()

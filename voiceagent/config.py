@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -85,6 +85,19 @@ class Settings(BaseSettings):
         default=_DATA_DIR / "spool",
         description="Where the call-log writer keeps batches (JSONL, fsync'd) while the database is down.",
     )
+
+    recordings_dir: Path = Field(
+        default=_DATA_DIR / "recordings",
+        description="Where call recordings are kept; relative recording paths in the call log resolve here.",
+    )
+
+    # REST API (voiceagent.api)
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production: the API serves no interactive docs (/docs, /redoc); the schema stays.",
+    )
+    api_bind_host: str = Field(default="127.0.0.1", description="Address `voiceagent serve` listens on.")
+    api_bind_port: int = Field(default=8080, ge=1, le=65535)
 
     # Session memory (voiceagent.memory)
     redis_url: str | None = Field(

@@ -97,6 +97,7 @@ def test_migrations_match_the_models_and_downgrade_to_nothing(database_url: str)
         "recordings",
         "agents",
         "webhook_outbox",
+        "api_keys",
     }
     downgrade(database_url, "base")
     _, tables = asyncio.run(inspect_db())

@@ -137,7 +137,7 @@ def test_migrations_match_the_models_on_sqlite_and_downgrade_to_nothing(tmp_path
     diff, tables, revision = asyncio.run(inspect_db())
     assert diff == []
     assert tables >= {"calls", "turns", "call_events", "recordings", "agents", "webhook_outbox"}
-    assert revision == "0001"
+    assert revision == "0002"
     downgrade(url, "base")
     _diff_after, tables, revision = asyncio.run(inspect_db())
     assert tables == {"alembic_version"}

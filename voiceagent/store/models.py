@@ -223,3 +223,8 @@ class WebhookOutbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+
+
+# Tables defined in modules of their own register on Base.metadata here, so that Alembic's
+# autogenerate and the migration tests see the whole schema whatever was imported first.
+from voiceagent.store import apikey_models as _apikey_models  # noqa: E402, F401

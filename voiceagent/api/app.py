@@ -1,0 +1,62 @@
+"""The FastAPI app factory: nothing is built at import; the lifespan opens and closes the stores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from voiceagent import __version__
+from voiceagent.api import agents, callers, calls, health
+from voiceagent.api.deps import ApiState
+from voiceagent.api.errors import install_error_handlers
+from voiceagent.config import Settings
+from voiceagent.memory import SessionMemory, build_memory
+from voiceagent.store import create_engine, session_factory
+from voiceagent.store.engine import display_url
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+MemoryFactory = Callable[[Settings], SessionMemory]
+
+
+def create_app(settings: Settings, *, memory_factory: MemoryFactory = build_memory) -> FastAPI:
+    """The REST API over the call log, agents and session memory.
+
+    The lifespan creates the database engine and the memory store and closes both on shutdown;
+    ``memory_factory`` lets tests (or an embedding process) choose the memory store.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        try:
+            memory = memory_factory(settings)
+            try:
+                app.state.api = ApiState(
+                    settings=settings, engine=engine, sessions=session_factory(engine), memory=memory
+                )
+                logger.info("API started on %s", display_url(settings.database_url))
+                yield
+            finally:
+                await memory.aclose()
+        finally:
+            await engine.dispose()
+
+    development = settings.environment == "development"
+    app = FastAPI(
+        title="voiceagent",
+        version=__version__,
+        summary="The call log, agent definitions and caller memory of a voiceagent deployment.",
+        lifespan=lifespan,
+        docs_url="/docs" if development else None,
+        redoc_url="/redoc" if development else None,
+    )
+    install_error_handlers(app)
+    for module in (health, calls, agents, callers):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,54 @@
+"""API-key administration from outside a running app: what ``voiceagent apikey ...`` calls.
+
+Each function opens the call-log database from settings, does one thing in one transaction and
+closes the engine again. Database failures become :class:`~voiceagent.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voiceagent.config import Settings
+from voiceagent.errors import StoreError
+from voiceagent.store import create_engine, session_factory
+from voiceagent.store.apikey_models import ApiKey
+from voiceagent.store.apikeys import NewApiKey, create_api_key, list_api_keys, revoke_api_key
+from voiceagent.store.engine import display_url
+
+__all__ = ["issue_api_key", "list_keys", "revoke_key"]
+
+
+@asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            yield session
+    except (SQLAlchemyError, OSError) as exc:
+        where = display_url(settings.database_url)
+        detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's SQL dump
+        raise StoreError(f"API keys in {where}: {detail} (has `voiceagent migrate` run?)") from exc
+    finally:
+        await engine.dispose()
+
+
+async def issue_api_key(settings: Settings, *, name: str, scopes: Iterable[str]) -> NewApiKey:
+    """Make and store a key; the returned ``key`` is the only copy of its secret."""
+    async with _transaction(settings) as session:
+        return await create_api_key(session, name=name, scopes=scopes)
+
+
+async def list_keys(settings: Settings) -> list[ApiKey]:
+    """Every stored key (no secrets: they are not stored)."""
+    async with _transaction(settings) as session:
+        return await list_api_keys(session)
+
+
+async def revoke_key(settings: Settings, *, key_id: str) -> bool:
+    """Revoke a key by its id (the ``<prefix>`` of ``va_<prefix>_...``); False if unknown."""
+    async with _transaction(settings) as session:
+        return await revoke_api_key(session, key_id=key_id)
