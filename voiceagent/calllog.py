@@ -7,19 +7,21 @@ queues, so logging never holds up the 20 ms frame loop.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from voiceagent.store.records import CallEnded, CallStarted, EventRecord, RecordingRecord, TurnRecord
 
 if TYPE_CHECKING:
+    from voiceagent.config import Settings
     from voiceagent.media.session import TurnRecord as MediaTurn
     from voiceagent.media.timeline import CallEvent
     from voiceagent.store.writer import CallLogWriter
 
-__all__ = ["CallLogSink"]
+__all__ = ["CallLogSink", "open_call_log"]
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -95,3 +97,31 @@ class CallLogSink:
 
     def ended(self, reason: str) -> None:
         self.writer.submit(CallEnded(call_id=self.call_id, ended_at=datetime.now(UTC), end_reason=reason))
+
+
+@contextlib.asynccontextmanager
+async def open_call_log(settings: Settings, *, enabled: bool = True) -> AsyncIterator[CallLogWriter | None]:
+    """This process's call-log writer on ``settings.database_url`` (None when disabled).
+
+    The embedded SQLite database is created and migrated on first use; a production database is
+    migrated on purpose, with ``voiceagent migrate``.
+    """
+    if not enabled:
+        yield None
+        return
+    from voiceagent.store.engine import create_engine
+    from voiceagent.store.migrate import upgrade_async
+    from voiceagent.store.writer import CallLogWriter
+
+    engine = create_engine(settings.database_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            await upgrade_async(engine)
+        writer = CallLogWriter(engine, spool_dir=settings.spool_dir)
+        await writer.start()
+        try:
+            yield writer
+        finally:
+            await writer.aclose()
+    finally:
+        await engine.dispose()

@@ -12,6 +12,7 @@ from voiceagent import __version__
 from voiceagent.api import agents, callers, calls, health
 from voiceagent.api.deps import ApiState
 from voiceagent.api.errors import install_error_handlers
+from voiceagent.bridges.webrtc import WebRTCService, webrtc_router
 from voiceagent.config import Settings
 from voiceagent.memory import SessionMemory, build_memory
 from voiceagent.store import create_engine, session_factory
@@ -24,11 +25,14 @@ logger = logging.getLogger(__name__)
 MemoryFactory = Callable[[Settings], SessionMemory]
 
 
-def create_app(settings: Settings, *, memory_factory: MemoryFactory = build_memory) -> FastAPI:
+def create_app(
+    settings: Settings, *, memory_factory: MemoryFactory = build_memory, webrtc: WebRTCService | None = None
+) -> FastAPI:
     """The REST API over the call log, agents and session memory.
 
     The lifespan creates the database engine and the memory store and closes both on shutdown;
-    ``memory_factory`` lets tests (or an embedding process) choose the memory store.
+    ``memory_factory`` lets tests (or an embedding process) choose the memory store. With
+    ``webrtc``, browser calls are served at ``/call`` and the service is closed on shutdown.
     """
 
     @asynccontextmanager
@@ -41,7 +45,11 @@ def create_app(settings: Settings, *, memory_factory: MemoryFactory = build_memo
                     settings=settings, engine=engine, sessions=session_factory(engine), memory=memory
                 )
                 logger.info("API started on %s", display_url(settings.database_url))
-                yield
+                try:
+                    yield
+                finally:
+                    if webrtc is not None:
+                        await webrtc.aclose()
             finally:
                 await memory.aclose()
         finally:
@@ -59,4 +67,6 @@ def create_app(settings: Settings, *, memory_factory: MemoryFactory = build_memo
     install_error_handlers(app)
     for module in (health, calls, agents, callers):
         app.include_router(module.router)
+    if webrtc is not None:
+        app.include_router(webrtc_router(webrtc))
     return app
