@@ -7,22 +7,18 @@ exit status 2; only real bugs print a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from voiceagent import __version__
 from voiceagent.config import Settings, load_settings
 from voiceagent.errors import VoiceAgentError
-
-if TYPE_CHECKING:
-    from voiceagent.store.writer import CallLogWriter
 
 __all__ = ["main"]
 
@@ -101,6 +97,7 @@ def call(
     """Call the agent with AUDIO as the caller: prints what was said and how fast it answered."""
     from voiceagent.agents import builtin_agent_path, load_agent
     from voiceagent.audio import read_audio
+    from voiceagent.calllog import open_call_log
     from voiceagent.engines.cascade import CascadeEngine
     from voiceagent.filecall import call_file
 
@@ -109,7 +106,7 @@ def call(
     agent = load_agent(settings.agent_path or builtin_agent_path())
 
     async def run() -> dict[str, Any]:
-        async with _call_log(settings, enabled=not no_log) as call_log:
+        async with open_call_log(settings, enabled=not no_log) as call_log:
             engine = await CascadeEngine.load(settings, agent)
             try:
                 report = await call_file(
@@ -144,31 +141,6 @@ def call(
         from voiceagent.store.engine import display_url
 
         click.echo(f"logged as {report['call_id']} in {display_url(settings.database_url)}")
-
-
-@contextlib.asynccontextmanager
-async def _call_log(settings: Settings, *, enabled: bool) -> AsyncIterator[CallLogWriter | None]:
-    """The call-log writer for this process; the embedded SQLite default is created on first use."""
-    if not enabled:
-        yield None
-        return
-    from voiceagent.store.engine import create_engine
-    from voiceagent.store.migrate import upgrade_async
-    from voiceagent.store.writer import CallLogWriter
-
-    engine = create_engine(settings.database_url)
-    try:
-        if engine.dialect.name == "sqlite":
-            # Production databases are migrated on purpose (voiceagent migrate); a laptop's is not.
-            await upgrade_async(engine)
-        writer = CallLogWriter(engine, spool_dir=settings.spool_dir)
-        await writer.start()
-        try:
-            yield writer
-        finally:
-            await writer.aclose()
-    finally:
-        await engine.dispose()
 
 
 @cli.command()
@@ -232,7 +204,7 @@ def bench_first_audio(ctx: click.Context, repeat: int, realtime: bool, as_json: 
 @click.pass_context
 @_friendly_errors
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the REST API (/v1/..., /healthz, /readyz) over the call log, agents and memory."""
+    """Serve the REST API and browser calls (http://HOST:PORT/call) on the embedded defaults."""
     from voiceagent.api.server import serve as serve_api
 
     serve_api(_settings(ctx), host=host, port=port)
@@ -351,6 +323,36 @@ def bench_calllog(
         )
     )
     click.echo(json.dumps(result, indent=2) if as_json else result["table"])
+
+
+@bench.command("engine")
+@click.option(
+    "--preset",
+    "preset_name",
+    default="tiny",
+    show_default=True,
+    type=click.Choice(["tiny", "small", "1b-active"]),
+    help="Model size (random weights: speed does not depend on them).",
+)
+@click.option("--device", default=None, help="cuda or cpu [default: cuda when there is one].")
+@click.option("--time-cap-s", default=40.0, show_default=True, help="Time cap per engine, search of N.")
+@click.option(
+    "--clock",
+    type=click.Choice(["wall", "cpu"]),
+    default="wall",
+    show_default=True,
+    help="cpu: CPU time on one thread (for a shared CPU).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_friendly_errors
+def bench_engine(preset_name: str, device: str | None, time_cap_s: float, clock: str, as_json: bool) -> None:
+    """Batched speech-LM engine vs naive per-call serving: real-time calls, first frame, cache bytes."""
+    from voiceagent.serving.bench import BenchSettings, run_engine_bench
+
+    settings = BenchSettings(preset=preset_name, device=device, time_cap_s=time_cap_s, clock=clock)
+    result = run_engine_bench(settings)
+    figures = {k: v for k, v in result.items() if k != "table"}
+    click.echo(json.dumps(figures, indent=2) if as_json else result["table"])
 
 
 @bench.command("bargein")
