@@ -4,13 +4,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint types unit setup services bench clean
+.PHONY: run call test check lint types unit setup test-deps services bench clean
 
-run: setup  ## install, then answer the shipped example question on the CPU engine
+run: setup  ## install, then serve browser calls and the REST API on the embedded defaults
 	$(BIN)/voiceagent models
+	@echo "open http://127.0.0.1:8080/call and press Call (Ctrl-C stops the server)"
+	$(BIN)/voiceagent serve
+
+call: setup  ## answer the shipped example question from a file, no browser needed
 	$(BIN)/voiceagent call examples/audio/opening-hours.wav --out reply.wav
 
-test: setup services check  ## install what the tests need, start services, lint, type-check, test
+test: setup test-deps services check  ## install what the tests need, start services, lint, type-check, test
 
 check: lint types unit
 
@@ -22,6 +26,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[dev,e2e]'
 	touch $@
+
+test-deps:
+	scripts/system-deps.sh --test
 
 services:
 	scripts/services.sh

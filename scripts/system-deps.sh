@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages voiceagent needs to build and test: Python with venv. Installs only what is missing.
+# Debian packages voiceagent needs: Python with venv; with --test also Chromium, the browser the
+# WebRTC tests drive headless. Installs only what is missing.
 set -euo pipefail
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ "${1:-}" = "--test" ]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
