@@ -3,8 +3,8 @@ and the agent's answer recorded inside the page and checked with an independent 
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
 messages ending in NUL on file descriptors 3 and 4), so no websocket client and no Playwright
-browser download are needed. The test also saves a screenshot of the page mid-call to
-``docs/call-page.png``.
+browser download are needed. With VOICEAGENT_UPDATE_SCREENSHOTS=1 the test also saves a screenshot
+of the page mid-call to ``docs/call-page.png``.
 """
 
 import asyncio
@@ -37,10 +37,21 @@ from voiceagent.config import Settings
 from voiceagent.engines.cascade import CascadeEngine
 from voiceagent.engines.cascade.asr import WhisperAsr
 
-from .corpus import REPO_ROOT, question, read_pcm, silence, word_overlap
+from .corpus import (
+    REPO_ROOT,
+    ms_to_samples,
+    question,
+    read_pcm,
+    samples_to_ms,
+    silence,
+    speech_span,
+    word_overlap,
+)
 
 CHROMIUM = os.environ.get("VOICEAGENT_CHROMIUM", "/usr/bin/chromium")
+# The README's screenshot is refreshed only on request, so a test run leaves the tree clean.
 SCREENSHOT = REPO_ROOT / "docs" / "call-page.png"
+UPDATE_SCREENSHOT = os.environ.get("VOICEAGENT_UPDATE_SCREENSHOTS") == "1"
 
 pytestmark = [
     pytest.mark.slow,
@@ -257,19 +268,8 @@ new Promise((resolve) => {
 """
 
 
-async def test_a_browser_calls_and_hears_the_opening_hours(
-    browser: Callable[[Path], Any],
-    served: tuple[str, WebRTCService],
-    tmp_path: Path,
-    answers: dict[str, str],
-    transcriber: WhisperAsr,
-) -> None:
-    base_url, service = served
-    q = question("opening-hours")
-    # Chromium loops the file: the question once, then long enough a silence for the whole answer.
-    microphone = tmp_path / "microphone.wav"
-    write_wav(microphone, np.concatenate([silence(1500), read_pcm(q.path()), silence(25_000)]), 16000)
-    cdp: Cdp = await browser(microphone)
+async def start_recorded_call(cdp: Cdp, base_url: str) -> Page:
+    """Opens the call page in a new tab, clicks Call, records the agent and waits for the call."""
     target = await cdp.send("Target.createTarget", {"url": "about:blank"})
     attached = await cdp.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
     page = Page(cdp, attached["sessionId"])
@@ -285,6 +285,23 @@ async def test_a_browser_calls_and_hears_the_opening_hours(
         10.0,
         "the call to connect",
     )
+    return page
+
+
+async def test_a_browser_calls_and_hears_the_opening_hours(
+    browser: Callable[[Path], Any],
+    served: tuple[str, WebRTCService],
+    tmp_path: Path,
+    answers: dict[str, str],
+    transcriber: WhisperAsr,
+) -> None:
+    base_url, service = served
+    q = question("opening-hours")
+    # Chromium loops the file: the question once, then long enough a silence for the whole answer.
+    microphone = tmp_path / "microphone.wav"
+    write_wav(microphone, np.concatenate([silence(1500), read_pcm(q.path()), silence(25_000)]), 16000)
+    cdp: Cdp = await browser(microphone)
+    page = await start_recorded_call(cdp, base_url)
     assert len(service.calls) == 1
     call = next(iter(service.calls.values()))
 
@@ -305,7 +322,10 @@ async def test_a_browser_calls_and_hears_the_opening_hours(
     await asyncio.sleep(0.6)  # the tail of the answer is still in the jitter buffers
 
     shot = await cdp.send("Page.captureScreenshot", {"format": "png"}, session=page.session)
-    SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+    png = base64.b64decode(shot["data"])
+    assert png.startswith(b"\x89PNG")
+    if UPDATE_SCREENSHOT:
+        SCREENSHOT.write_bytes(png)
     recording = base64.b64decode(await page.evaluate(_STOP))
     shown = await page.evaluate("document.getElementById('transcript').innerText")
     latency = await page.evaluate("document.querySelector('#latency tbody tr td.ms').textContent")
@@ -325,3 +345,109 @@ async def test_a_browser_calls_and_hears_the_opening_hours(
     assert latency.endswith(" ms")
     assert call.session is not None
     assert call.session.ended_reason == "hangup"
+
+
+# The server's first audio comes about this long after the caller stops talking (turn hangover,
+# Whisper, the first clause of hibari), on the server's clock; the interruption is aimed this far
+# into the ~8 s answer.
+TYPICAL_FIRST_AUDIO_MS = 600
+INTERRUPT_INTO_ANSWER_MS = 1750
+FRAME = 320  # 20 ms at 16 kHz
+
+
+def frame_rms(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
+    """RMS of each 20 ms frame."""
+    frames = pcm[: pcm.size // FRAME * FRAME].astype(np.float64).reshape(-1, FRAME)
+    return np.asarray(np.sqrt((frames**2).mean(axis=1)), dtype=np.float64)
+
+
+def rms(pcm: npt.NDArray[np.int16]) -> float:
+    return float(np.sqrt((pcm.astype(np.float64) ** 2).mean())) if pcm.size else 0.0
+
+
+async def test_a_browser_interrupts_the_agent_and_it_stops(
+    browser: Callable[[Path], Any],
+    served: tuple[str, WebRTCService],
+    tmp_path: Path,
+    answers: dict[str, str],
+    transcriber: WhisperAsr,
+) -> None:
+    base_url, service = served
+    first, second = question("opening-hours"), question("payment")
+    q1, q2 = read_pcm(first.path()), read_pcm(second.path())
+    lead_in = silence(1500)
+    q1_end = lead_in.size + speech_span(q1)[1]  # where the first question's voice stops
+    # The second question's voice starts INTERRUPT_INTO_ANSWER_MS into the agent's answer, if the
+    # answer starts after a typical first-audio delay.
+    onset_at = q1_end + ms_to_samples(TYPICAL_FIRST_AUDIO_MS + INTERRUPT_INTO_ANSWER_MS)
+    gap = silence(samples_to_ms(onset_at - lead_in.size - q1.size - speech_span(q2)[0]))
+    assert gap.size > 0
+    # Chromium loops the file: a long silence after, for both answers.
+    microphone = tmp_path / "microphone.wav"
+    write_wav(microphone, np.concatenate([lead_in, q1, gap, q2, silence(40_000)]), 16000)
+    cdp: Cdp = await browser(microphone)
+    page = await start_recorded_call(cdp, base_url)
+    assert len(service.calls) == 1
+    call = next(iter(service.calls.values()))
+    session = call.session
+    assert session is not None
+
+    def answered_twice() -> bool:
+        return (
+            len(session.turns) >= 2 and session.turns[1].status == "done" and not session.agent_audio_pending
+        )
+
+    deadline = time.monotonic() + 45.0
+    while not answered_twice():
+        assert time.monotonic() < deadline, f"no second answer within 45 s: {session.timeline.as_dicts()}"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.6)  # the tail of the answer is still in the jitter buffers
+    recording = base64.b64decode(await page.evaluate(_STOP))
+    shown = await page.evaluate("document.getElementById('transcript').innerText")
+    await page.click("#hangup")
+    deadline = time.monotonic() + 10.0
+    while service.calls:
+        assert time.monotonic() < deadline, "Hang up did not end the call on the server"
+        await asyncio.sleep(0.05)
+
+    # The server: the first answer was paused on the caller's voice, then stopped as an interruption.
+    interrupted, second_turn = session.turns[0], session.turns[1]
+    assert interrupted.interrupted, session.timeline.as_dicts()
+    assert interrupted.status == "interrupted"
+    paused = session.timeline.of_kind("agent_paused")
+    barge_ins = session.timeline.of_kind("barge_in")
+    assert paused, "the agent was never paused"
+    assert barge_ins, "the agent was never interrupted"
+    onset_ms = float(barge_ins[0].data["onset_ms"])
+    assert interrupted.speech_end_ms is not None
+    assert interrupted.first_audio_ms is not None
+    answer_started_ms = interrupted.speech_end_ms + interrupted.first_audio_ms
+    into_answer_ms = onset_ms - answer_started_ms
+    assert 500 < into_answer_ms < 4000, f"interrupted {into_answer_ms:.0f} ms into the answer"
+    assert interrupted.audio_end_ms is not None
+    assert interrupted.audio_end_ms < into_answer_ms + 1000, "the agent went on talking over the caller"
+    assert "paypal" in second_turn.reply_text.lower(), second_turn.reply_text
+
+    # The page: the recording goes quiet within ~1 s of the onset, then has the second answer.
+    heard = decode_recording(recording)
+    energy = frame_rms(heard)
+    loud = np.flatnonzero(energy > 300)
+    assert loud.size, "recorded nothing of the agent"
+    # The recording and the server's outbound clock differ by a fixed delay: line up the first answer.
+    offset_ms = loud[0] * 20 - answer_started_ms
+    assert second_turn.speech_end_ms is not None
+    assert second_turn.first_audio_ms is not None
+    onset = ms_to_samples(onset_ms + offset_ms)
+    second_answer = ms_to_samples(second_turn.speech_end_ms + second_turn.first_audio_ms + offset_ms)
+    before = rms(heard[onset - ms_to_samples(1000) : onset])
+    quiet_from, quiet_to = onset + ms_to_samples(1000), second_answer - ms_to_samples(100)
+    assert quiet_to - quiet_from >= ms_to_samples(300), "the second answer came too soon to check the quiet"
+    after = rms(heard[quiet_from:quiet_to])
+    assert before > 300, f"the agent was not talking before the interruption (rms {before:.0f})"
+    last_loud_ms = max((i * 20 - onset_ms - offset_ms for i in loud if i * FRAME < quiet_to), default=0.0)
+    assert last_loud_ms < 1000, f"the agent was heard {last_loud_ms:.0f} ms after the interruption's onset"
+    assert after < before / 10, f"still talking 1 s after the interruption: rms {after:.0f} vs {before:.0f}"
+    text = await asyncio.to_thread(transcriber.transcribe, heard[second_answer - ms_to_samples(300) :])
+    expected = answers[second.intent]
+    assert word_overlap(expected, text) >= 0.5, f"heard {text!r}, expected {expected!r}"
+    assert "paypal" in shown.lower()

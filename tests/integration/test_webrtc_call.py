@@ -136,6 +136,44 @@ async def test_a_peer_that_goes_away_ends_the_call(scripted: Server) -> None:
     assert call.session.ended_reason in ("peer_closed", "peer_failed")
 
 
+async def test_a_second_offer_on_a_live_call_is_409_and_the_call_goes_on(scripted: Server) -> None:
+    caller = LoopbackCaller(silence(5_000))
+    call_id = await caller.connect(scripted.signal)
+    call = scripted.service.calls[call_id]
+    await _until(call.connected.is_set, 10.0, "the call to connect")
+    other = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    other.addTransceiver("audio", direction="sendrecv")
+    await other.setLocalDescription(await other.createOffer())
+    assert other.localDescription is not None
+    offer = other.localDescription.sdp
+    try:
+        responses = [
+            await scripted.http.post(
+                f"/v1/webrtc/calls/{call_id}/offer", json={"sdp": offer, "type": "offer"}
+            ),
+            await scripted.http.patch(
+                f"/v1/webrtc/calls/{call_id}", content=offer, headers={"content-type": "application/sdp"}
+            ),
+        ]
+        for response in responses:
+            assert response.status_code == 409
+            body = response.json()
+            assert body["code"] == "renegotiation_unsupported"
+            assert "one offer" in body["message"]
+            assert body["details"] == []
+        # The call is untouched: still live, still on its own peer connection.
+        assert scripted.service.calls.get(call_id) is call
+        assert call.pc.connectionState == "connected"
+        assert (await scripted.http.delete(f"/v1/webrtc/calls/{call_id}")).status_code == 204
+        missing = await scripted.http.post(
+            f"/v1/webrtc/calls/{call_id}/offer", json={"sdp": offer, "type": "offer"}
+        )
+        assert missing.status_code == 404
+    finally:
+        await other.close()
+        await caller.aclose()
+
+
 async def test_a_peer_that_never_connects_is_cleaned_up(scripted: Server) -> None:
     before = asyncio.all_tasks()
     silent_peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -64,3 +64,17 @@ def test_silent_agent_means_untouched_inbound() -> None:
     out, suspects = _run(guard, np.zeros(caller.size), caller)
     assert np.array_equal(out.astype(np.int16), caller[: out.size])
     assert not any(suspects)
+
+
+def test_no_echo_path_means_a_quiet_caller_is_not_suspect() -> None:
+    # A browser cancels its own echo: nothing of the agent comes back, and a caller speaking
+    # much more quietly than the agent must not be taken for echo once that is clear.
+    rng = np.random.default_rng(5)
+    ref = _speechlike(rng, 4.0)
+    caller = _speechlike(np.random.default_rng(6), 4.0) * 0.2
+    inbound = np.zeros_like(ref)
+    inbound[3 * 16000 :] = caller[3 * 16000 :]
+    guard = EchoGuard()
+    _, suspects = _run(guard, ref, inbound)
+    assert guard.delay_samples is None
+    assert not any(suspects[3 * 50 :])

@@ -5,7 +5,7 @@ No peer connection is made here: every offer below is refused before aiortc is a
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -16,6 +16,7 @@ from voiceagent.audio import SileroVad
 from voiceagent.bridges.webrtc import (
     CallLimitError,
     OfferError,
+    RenegotiationError,
     WebRTCConfig,
     WebRTCService,
     check_offer,
@@ -242,3 +243,58 @@ def test_messages_wait_for_the_channel_to_open() -> None:
     assert all(json.loads(m)["call_id"] == "call_1" for m in channel.sent)
     events.send({"type": "speech", "state": "stopped"})
     assert len(channel.sent) == 3
+
+
+# ---- renegotiation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/webrtc/calls/call_nope/offer"), ("PATCH", "/v1/webrtc/calls/call_nope")],
+)
+async def test_a_second_offer_on_an_unknown_call_is_404(
+    http: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await http.request(method, path, json={"sdp": sdp(AUDIO), "type": "offer"})
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "no live call 'call_nope'", "details": []}
+
+
+class LiveCallService(WebRTCService):
+    """A service that believes one call is live, without making a peer connection."""
+
+    def __init__(self) -> None:
+        super().__init__(ScriptedEngine([ScriptedReply("hi", np.zeros(320, dtype=np.int16))]), Settings())
+        self._calls["call_live"] = cast(Any, object())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers"),
+    [
+        ("POST", "/v1/webrtc/calls/call_live/offer", json.dumps({"sdp": sdp(AUDIO), "type": "offer"}), None),
+        ("PATCH", "/v1/webrtc/calls/call_live", sdp(AUDIO), {"content-type": "application/sdp"}),
+    ],
+)
+async def test_a_second_offer_on_a_live_call_is_409(
+    method: str, path: str, body: str, headers: dict[str, str] | None
+) -> None:
+    service = LiveCallService()
+    app = FastAPI()
+    app.include_router(webrtc_router(service))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.request(method, path, content=body, headers=headers)
+    service._calls.clear()
+    await service.aclose()
+    assert response.status_code == 409
+    payload = response.json()
+    assert payload["code"] == "renegotiation_unsupported"
+    assert payload["details"] == []
+    assert "one offer" in payload["message"]
+    assert "hang up" in payload["message"]
+
+
+def test_renegotiate_raises() -> None:
+    service = LiveCallService()
+    with pytest.raises(RenegotiationError, match="one offer"):
+        service.renegotiate("call_live")
+    service._calls.clear()

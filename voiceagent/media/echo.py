@@ -104,7 +104,12 @@ class EchoGuard:
             self._update()
         inbound_rms = float(np.sqrt(np.dot(x, x) / x.size))
         if not self.converged:
-            self.echo_suspect = inbound_rms < loudest_ref * _UNCONVERGED_MARGIN
+            # While learning, or with an echo path found but not yet trusted, be careful; once a
+            # full window of the agent's voice found no echo path at all (a browser's own echo
+            # cancellation, a clean line), there is no echo to fear, and a caller quieter than the
+            # agent must still be heard.
+            learning = self._active_frames < self._trust_after_frames or self._filter is not None
+            self.echo_suspect = learning and inbound_rms < loudest_ref * _UNCONVERGED_MARGIN
         if self._filter is None or self.delay_samples is None:
             return frame
         echo = self._predict(self.delay_samples, self.frame_samples)

@@ -3,6 +3,8 @@
 ``POST /v1/webrtc/offer`` takes ``{"sdp", "type": "offer"}`` and answers ``{"sdp", "type", "call_id"}``;
 WHIP clients may post the SDP itself (``Content-Type: application/sdp``) and get the answer the
 same way, with the call's URL in ``Location``. ``DELETE /v1/webrtc/calls/{call_id}`` hangs up.
+A second offer on a live call (``POST /v1/webrtc/calls/{call_id}/offer``, or WHIP's ``PATCH`` on the
+call's URL) is refused with 409 ``renegotiation_unsupported``: a call takes one offer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from voiceagent.bridges.webrtc.service import (
     CallLimitError,
     CallNotFoundError,
     OfferError,
+    RenegotiationError,
     WebRTCError,
     WebRTCService,
 )
@@ -29,6 +32,7 @@ _STATUS: dict[type[WebRTCError], tuple[int, str]] = {
     OfferError: (400, "invalid_offer"),
     CallLimitError: (503, "call_limit"),
     CallNotFoundError: (404, "not_found"),
+    RenegotiationError: (409, "renegotiation_unsupported"),
 }
 _ASSETS = {
     "call.js": "text/javascript; charset=utf-8",
@@ -99,6 +103,16 @@ def webrtc_router(
         if whip:
             return Response(answer.sdp, status_code=201, media_type="application/sdp", headers=location)
         return JSONResponse(answer.as_json(), status_code=201, headers=location)
+
+    @signaling.post("/calls/{call_id}/offer", status_code=409)
+    @signaling.patch("/calls/{call_id}", status_code=409)
+    async def renegotiate(call_id: str) -> Response:
+        """A second offer on a live call: refused (409), since a call takes one offer."""
+        try:
+            state.renegotiate(call_id)
+        except WebRTCError as exc:
+            return _error(exc)
+        raise AssertionError("renegotiate() always raises")  # pragma: no cover
 
     @signaling.delete("/calls/{call_id}", status_code=204)
     async def hang_up(call_id: str) -> Response:

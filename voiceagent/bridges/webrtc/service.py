@@ -4,7 +4,8 @@ VoiceAgentError                     (voiceagent.errors)
 └── WebRTCError
     ├── OfferError            400   not an SDP offer we can answer (malformed, no audio, ...)
     ├── CallLimitError        503   ``max_calls`` calls are live already, or the service is closing
-    └── CallNotFoundError     404   no live call has that id
+    ├── CallNotFoundError     404   no live call has that id
+    └── RenegotiationError    409   a second offer on a live call (a call takes one offer)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "CallLimitError",
     "CallNotFoundError",
     "OfferError",
+    "RenegotiationError",
     "WebRTCAnswer",
     "WebRTCConfig",
     "WebRTCError",
@@ -63,6 +65,10 @@ class CallLimitError(WebRTCError):
 
 class CallNotFoundError(WebRTCError):
     """No live call has this id."""
+
+
+class RenegotiationError(WebRTCError):
+    """A second offer on a live call: a call takes one offer and is never renegotiated."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,15 @@ class WebRTCService:
             call.watch_connection(self.config.connect_timeout_s)
         logger.info("call answered", extra={"call_id": call_id})
         return call
+
+    def renegotiate(self, call_id: str) -> None:
+        """A second offer on a live call: always refused (RenegotiationError, or CallNotFoundError)."""
+        if call_id not in self._calls:
+            raise CallNotFoundError(f"no live call {call_id!r}")
+        raise RenegotiationError(
+            f"call {call_id!r} is already set up, and a call takes one offer: renegotiation is not"
+            f" supported; hang up (DELETE /v1/webrtc/calls/{call_id}) and call again with a new offer"
+        )
 
     # ---- ending calls --------------------------------------------------------------------------
 
