@@ -24,7 +24,7 @@ from voiceagent.engines.events import (  # noqa: E402
 )
 from voiceagent.model import SpeechLM, preset  # noqa: E402
 from voiceagent.serving import EngineConfig  # noqa: E402
-from voiceagent.serving.e2e import E2EEngine, pcm16_to_float, resample_linear  # noqa: E402
+from voiceagent.serving.e2e import E2EEngine, pcm16_to_float  # noqa: E402
 
 CONFIG = dataclasses.replace(preset("tiny"), enc_layers=1, dec_layers=2, enc_window_frames=16)
 
@@ -145,7 +145,6 @@ async def test_aclose_stops_the_loop_thread() -> None:
 def test_pcm_helpers() -> None:
     pcm = np.array([0, 16384, -32768], dtype="<i2").tobytes() + b"\x01"
     assert pcm16_to_float(pcm).tolist() == [0.0, 0.5, -1.0]
-    assert resample_linear(torch.ones(160), 16000, 24000).shape == (240,)
 
 
 async def test_instructions_open_the_first_turns_prompt(engine: E2EEngine) -> None:

@@ -21,8 +21,8 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn.functional import interpolate
 
+from voiceagent.audio.frame_resample import FrameResampler
 from voiceagent.engines.events import (
     ClientEvent,
     ConversationItem,
@@ -65,7 +65,7 @@ from voiceagent.serving.protocol import (
     encode_text,
 )
 
-__all__ = ["E2EEngine", "E2ESession", "pcm16_to_float", "resample_linear"]
+__all__ = ["E2EEngine", "E2ESession", "pcm16_to_float"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,6 @@ def pcm16_to_float(audio: bytes) -> Tensor:
     """PCM16 little-endian bytes → `(N,)` float32 in [-1, 1] (a trailing odd byte is dropped)."""
     pcm = np.frombuffer(audio[: len(audio) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
     return torch.from_numpy(pcm)
-
-
-def resample_linear(audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
-    """`(N,)` → `(N · to / from,)` by linear interpolation (16 ↔ 24 kHz speech; not a hi-fi filter)."""
-    if from_rate == to_rate or audio.numel() == 0:
-        return audio
-    n_out = max(1, round(audio.numel() * to_rate / from_rate))
-    out: Tensor = interpolate(audio[None, None], size=n_out, mode="linear", align_corners=False)[0, 0]
-    return out
 
 
 @dataclass
@@ -115,7 +106,20 @@ class E2ESession:
         self._responses: dict[str, _Response] = {}  # by response id, in order
         self._active: _Response | None = None
         self._closed = False
+        # One streaming resampler per direction and rate pair: per-chunk resampling would put a
+        # seam at every 80 ms chunk edge.
+        self._resamplers: dict[tuple[str, int, int], FrameResampler] = {}
         self._emit(SessionCreated(session=config))
+
+    def _resample(self, direction: str, audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
+        if from_rate == to_rate:
+            return audio
+        key = (direction, from_rate, to_rate)
+        resampler = self._resamplers.get(key)
+        if resampler is None:
+            resampler = self._resamplers[key] = FrameResampler(from_rate, to_rate)
+        samples = audio.detach().to("cpu", torch.float32).numpy()
+        return torch.from_numpy(np.ascontiguousarray(resampler.process(samples), dtype=np.float32))
 
     # ---- SpeechSession ------------------------------------------------------------------------
 
@@ -124,8 +128,8 @@ class E2ESession:
             raise EngineError(f"session {self.id} is closed")
         match event:
             case InputAudioBufferAppend(audio=audio):
-                pcm = resample_linear(
-                    pcm16_to_float(audio), self._config.input_sample_rate, self._engine.sample_rate
+                pcm = self._resample(
+                    "in", pcm16_to_float(audio), self._config.input_sample_rate, self._engine.sample_rate
                 )
                 self._engine.core.submit(AppendAudio(self.id, pcm))
             case InputAudioBufferCommit():
@@ -224,7 +228,9 @@ class E2ESession:
                 response.text += delta
                 self._emit(ResponseOutputAudioTranscriptDelta(response.id, response.item_id, delta))
         if output.audio is not None:
-            audio = resample_linear(output.audio, self._engine.sample_rate, self._config.output_sample_rate)
+            audio = self._resample(
+                "out", output.audio, self._engine.sample_rate, self._config.output_sample_rate
+            )
             pcm = (audio.clamp(-1.0, 1.0) * 32767.0).round().to(torch.int16).numpy().astype("<i2")
             self._emit(ResponseOutputAudioDelta(response.id, response.item_id, pcm.tobytes()))
 
