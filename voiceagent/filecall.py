@@ -52,10 +52,6 @@ class CallReport:
             data.pop("events")
         return data
 
-    @property
-    def first_audio_values_ms(self) -> list[float]:
-        return [t["first_audio_ms"] for t in self.turns if t["first_audio_ms"] is not None]
-
 
 def _turn_dict(turn: TurnRecord) -> dict[str, Any]:
     return {

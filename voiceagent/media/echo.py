@@ -120,14 +120,6 @@ class EchoGuard:
             self.echo_suspect = residual_rms < echo_rms * _LEAK_MARGIN
         return np.clip(np.round(residual), -32768, 32767).astype(np.int16)
 
-    @property
-    def echo_gain_db(self) -> float | None:
-        """Gain of the main tap (the echo's level relative to what was played), for the timeline."""
-        if self._filter is None:
-            return None
-        peak = float(np.max(np.abs(self._filter)))
-        return float(20.0 * np.log10(max(peak, 1e-6)))
-
     # ---- estimation ---------------------------------------------------------------------------
 
     def _ref_signal(self) -> npt.NDArray[np.float32]:
