@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from voiceagent.engines.cascade.session import _Spoken, heard_text
 from voiceagent.engines.events import (
     ClientEvent,
     ConversationItem,
@@ -32,10 +31,9 @@ from voiceagent.engines.events import (
     SessionConfig,
     SessionCreated,
 )
+from voiceagent.engines.items import SpokenClause, heard_text, new_id
 
 __all__ = ["ScriptedEngine", "ScriptedReply", "ScriptedSession"]
-
-_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,14 @@ class ScriptedSession:
         self._user_text = user_text
         self._config = config
         self._events: asyncio.Queue[ServerEvent] = asyncio.Queue()
-        self._spoken: dict[str, list[_Spoken]] = {}
+        self._spoken: dict[str, list[SpokenClause]] = {}
         self.received: list[ClientEvent] = []
         self._events.put_nowait(SessionCreated(config))
 
     async def send(self, event: ClientEvent) -> None:
         self.received.append(event)
         if isinstance(event, InputAudioBufferCommit):
-            item = f"item_{next(_ids):06d}"
+            item = new_id("item")
             self._events.put_nowait(InputAudioBufferCommitted(item))
             self._events.put_nowait(ConversationItemCreated(ConversationItem(item, "user", self._user_text)))
             self._events.put_nowait(InputAudioTranscriptionCompleted(item, self._user_text))
@@ -72,9 +70,9 @@ class ScriptedSession:
             self._events.put_nowait(ConversationItemTruncated(event.item_id, event.audio_end_ms, text))
 
     def _respond(self, reply: ScriptedReply) -> None:
-        rid, item = f"resp_{next(_ids):06d}", f"item_{next(_ids):06d}"
+        rid, item = new_id("resp"), new_id("item")
         rate = self._config.output_sample_rate
-        self._spoken[item] = [_Spoken(reply.text, 0.0, 1000.0 * reply.audio.size / rate)]
+        self._spoken[item] = [SpokenClause(reply.text, 0.0, 1000.0 * reply.audio.size / rate)]
         self._events.put_nowait(ResponseCreated(rid))
         self._events.put_nowait(
             ConversationItemCreated(ConversationItem(item, "assistant", status="in_progress"))

@@ -1,4 +1,5 @@
-from voiceagent.engines.cascade.session import _Spoken, heard_text
+from voiceagent.engines.items import SpokenClause as _Spoken
+from voiceagent.engines.items import heard_text
 
 SPOKEN = [_Spoken("We are open today.", 0.0, 1000.0), _Spoken("Until eight pm.", 1000.0, 800.0)]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from voiceagent.engines.events import (
     SessionUpdate,
     SessionUpdated,
 )
+from voiceagent.engines.items import new_id
 from voiceagent.errors import EngineError
 from voiceagent.model import GriffinLimVocoder, SpeechLM
 from voiceagent.serving.core import EngineConfig, EngineCore, EngineThread
@@ -68,12 +68,6 @@ from voiceagent.serving.protocol import (
 __all__ = ["E2EEngine", "E2ESession", "pcm16_to_float"]
 
 logger = logging.getLogger(__name__)
-
-_ids = itertools.count(1)
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_e2e_{next(_ids):06d}"
 
 
 def pcm16_to_float(audio: bytes) -> Tensor:
@@ -99,7 +93,7 @@ class E2ESession:
     """One call on the e2e engine; implements :class:`voiceagent.engines.SpeechSession`."""
 
     def __init__(self, engine: E2EEngine, config: SessionConfig) -> None:
-        self.id = _new_id("sess")
+        self.id = new_id("sess_e2e")
         self._engine = engine
         self._config = config
         self._events: asyncio.Queue[ServerEvent] = asyncio.Queue()
@@ -134,7 +128,7 @@ class E2ESession:
                 self._engine.core.submit(AppendAudio(self.id, pcm))
             case InputAudioBufferCommit():
                 # The audio is already in the encoder; a commit only marks the turn in the history.
-                item = ConversationItem(id=_new_id("item"), role="user")
+                item = ConversationItem(id=new_id("item_e2e"), role="user")
                 self._emit(InputAudioBufferCommitted(item_id=item.id))
                 self._emit(ConversationItemCreated(item=item))
             case InputAudioBufferClear():
@@ -174,7 +168,7 @@ class E2ESession:
                 )
             )
             return
-        response = _Response(_new_id("resp"), _new_id("item"))
+        response = _Response(new_id("resp_e2e"), new_id("item_e2e"))
         self._responses[response.id] = self._active = response
         self._emit(ResponseCreated(response_id=response.id))
         self._emit(

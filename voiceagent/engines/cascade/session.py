@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -40,17 +39,17 @@ from voiceagent.engines.events import (
     SessionUpdate,
     SessionUpdated,
 )
+from voiceagent.engines.items import SpokenClause, heard_text, new_id
 from voiceagent.errors import VoiceAgentError
 
 if TYPE_CHECKING:
     from voiceagent.engines.cascade.engine import CascadeEngine
     from voiceagent.memory import SessionMemory
 
-__all__ = ["CascadeSession", "heard_text"]
+__all__ = ["CascadeSession"]
 
 logger = logging.getLogger(__name__)
 
-_ids = itertools.count(1)
 _T = TypeVar("_T")
 # Audio deltas of 200 ms: small enough for a network hop later, few enough to stay cheap in-process.
 _DELTA_MS = 200
@@ -58,51 +57,12 @@ _DELTA_MS = 200
 _MAX_BUFFER_S = 120
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{next(_ids):06d}"
-
-
-@dataclass
-class _Spoken:
-    """A clause that was synthesised, and where its audio sits in the response."""
-
-    text: str
-    start_ms: float
-    duration_ms: float
-
-
 @dataclass
 class _Turn:
     item: ConversationItem
     transcript: asyncio.Task[str] | None = None
-    spoken: list[_Spoken] = field(default_factory=list)
+    spoken: list[SpokenClause] = field(default_factory=list)
     remembered: bool = False
-
-
-def heard_text(spoken: list[_Spoken], audio_end_ms: float) -> str:
-    """The words of a reply that fit into its first ``audio_end_ms`` of audio.
-
-    Within a clause, words are assumed to take time in proportion to their length; a word counts
-    as heard once its midpoint has played, which keeps the error within half a word.
-    """
-    words: list[str] = []
-    for clause in spoken:
-        if audio_end_ms >= clause.start_ms + clause.duration_ms:
-            words.extend(clause.text.split())
-            continue
-        if audio_end_ms <= clause.start_ms or clause.duration_ms <= 0:
-            break
-        played = (audio_end_ms - clause.start_ms) / clause.duration_ms
-        tokens = clause.text.split()
-        total = sum(len(t) + 1 for t in tokens)
-        pos = 0
-        for token in tokens:
-            if (pos + (len(token) + 1) / 2) / total > played:
-                break
-            words.append(token)
-            pos += len(token) + 1
-        break
-    return " ".join(words)
 
 
 class CascadeSession:
@@ -111,7 +71,7 @@ class CascadeSession:
     def __init__(
         self, engine: CascadeEngine, config: SessionConfig, brain: Brain, memory: SessionMemory | None = None
     ) -> None:
-        self.id = _new_id("sess")
+        self.id = new_id("sess")
         self._engine = engine
         self._config = config
         self._brain = brain
@@ -227,7 +187,7 @@ class CascadeSession:
             del self._buffer[: len(self._buffer) - limit]
 
     def _commit(self) -> None:
-        turn = _Turn(ConversationItem(id=_new_id("item"), role="user", status="in_progress"))
+        turn = _Turn(ConversationItem(id=new_id("item"), role="user", status="in_progress"))
         audio, self._buffer = bytes(self._buffer), bytearray()
         self._turns.append(turn)
         self._emit(InputAudioBufferCommitted(item_id=turn.item.id))
@@ -251,7 +211,7 @@ class CascadeSession:
                 )
             )
             return
-        response_id = _new_id("resp")
+        response_id = new_id("resp")
         self._response_id, self._response_finished = response_id, False
         self._emit(ResponseCreated(response_id=response_id))
         self._response = self._spawn(self._respond(response_id), "response")
@@ -295,7 +255,7 @@ class CascadeSession:
             self._finish(ResponseDone(response_id, "cancelled", reason="no_input"))
             return
         history = await self._history_before(pending[0])
-        turn = _Turn(ConversationItem(id=_new_id("item"), role="assistant", status="in_progress"))
+        turn = _Turn(ConversationItem(id=new_id("item"), role="assistant", status="in_progress"))
         self._turns.append(turn)
         self._emit(ConversationItemCreated(item=turn.item))
         status: Literal["completed", "cancelled", "failed"] = "completed"
@@ -331,7 +291,7 @@ class CascadeSession:
         rate = self._config.output_sample_rate
         pcm = _to_pcm16(resample(audio, self._engine.tts_sample_rate, rate))
         duration_ms = 1000.0 * pcm.size / rate
-        turn.spoken.append(_Spoken(clause, offset_ms, duration_ms))
+        turn.spoken.append(SpokenClause(clause, offset_ms, duration_ms))
         item_id = turn.item.id
         self._emit(ResponseOutputAudioTranscriptDelta(response_id, item_id, clause + " "))
         step = rate * _DELTA_MS // 1000
