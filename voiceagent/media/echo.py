@@ -103,18 +103,20 @@ class EchoGuard:
         if self._frames % every == 0:
             self._update()
         inbound_rms = float(np.sqrt(np.dot(x, x) / x.size))
-        if not self.converged:
-            # While learning, or with an echo path found but not yet trusted, be careful; once a
-            # full window of the agent's voice found no echo path at all (a browser's own echo
-            # cancellation, a clean line), there is no echo to fear, and a caller quieter than the
-            # agent must still be heard.
-            learning = self._active_frames < self._trust_after_frames or self._filter is not None
-            self.echo_suspect = learning and inbound_rms < loudest_ref * _UNCONVERGED_MARGIN
+        learning = self._active_frames < self._trust_after_frames
+        if learning:
+            # Until a full window of the agent's voice has been heard, be careful: inbound no
+            # louder than the loudest recent reference (less a margin) may be echo.
+            self.echo_suspect = inbound_rms < loudest_ref * _UNCONVERGED_MARGIN
+        elif self._filter is None:
+            # No echo path at all (a browser's own echo cancellation, a clean line): a caller
+            # quieter than the agent must still be heard.
+            self.echo_suspect = False
         if self._filter is None or self.delay_samples is None:
             return frame
         echo = self._predict(self.delay_samples, self.frame_samples)
         residual = x - echo
-        if self.converged:
+        if not learning:
             residual_rms = float(np.sqrt(np.dot(residual, residual) / residual.size))
             echo_rms = float(np.sqrt(np.dot(echo, echo) / echo.size))
             self.echo_suspect = residual_rms < echo_rms * _LEAK_MARGIN

@@ -38,5 +38,8 @@ class CallTimeline:
             self.listener(event)
         return event
 
+    def of_kind(self, kind: str) -> list[CallEvent]:
+        return [e for e in self.events if e.kind == kind]
+
     def as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(e) for e in self.events]
