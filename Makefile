@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[dev,e2e]'
+	$(BIN)/python -m pip install -q -e '.[dev,e2e,sip]'
 	touch $@
 
 test-deps:

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Debian packages voiceagent needs: Python with venv; with --test also Chromium, the browser the
-# WebRTC tests drive headless. Installs only what is missing.
+# Debian packages voiceagent needs: Python with venv; with --test also the real peers the integration
+# tests talk to: Chromium (WebRTC calls and the console, headless), Kamailio (the SIP edge), SIPp and
+# baresip (SIP user agents) and sipvicious (the extension-enumeration probe). Installs only what is
+# missing.
 set -euo pipefail
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null || missing+=(chromium)
+  command -v kamailio >/dev/null || missing+=(kamailio kamailio-extra-modules kamailio-tls-modules)
+  command -v sipp >/dev/null || missing+=(sip-tester)
+  command -v baresip >/dev/null || missing+=(baresip)
+  command -v sipvicious_svwar >/dev/null || command -v svwar >/dev/null || missing+=(sipvicious)
 fi
 if ((${#missing[@]})); then
   sudo=""

@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         default=30 * 86400.0, gt=0, description="How long what a caller said is kept after their last call."
     )
 
+    # Webhooks and agent tool calls (voiceagent.webhooks)
+
+    # Admin console (voiceagent.console)
+
+    # Model workers and the worker pool (voiceagent.worker, the realtime engine)
+
+    # SIP trunks and the SIP edge (voiceagent.bridges.sip)
+
     @field_validator("asr_language", mode="before")
     @classmethod
     def _none_language(cls, value: Any) -> Any:

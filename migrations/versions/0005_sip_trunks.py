@@ -1,0 +1,23 @@
+"""SIP trunks and DID routes (voiceagent.bridges.sip).
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-25
+
+Types are spelled out (no imports from the app), like 0001.
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
