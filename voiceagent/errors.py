@@ -9,9 +9,13 @@
     │   └── ModelChecksumError      a model file whose sha256 is not the pinned one
     ├── AgentDefinitionError        an agent file that does not parse or validate
     ├── EngineError                 a speech engine failed during a session
+    │   ├── ProtocolError           a speech-session message that is not valid JSON or not an event
+    │   └── NoWorkerError           no model worker could take the call (all full, draining or down)
     ├── LLMError                    the configured chat endpoint failed or answered nonsense
     ├── MemoryStoreError            session memory cannot be read or written (Redis down, bad data)
-    └── StoreError                  the call log's database, its migrations or its spool cannot be used
+    ├── StoreError                  the call log's database, its migrations or its spool cannot be used
+    ├── ConsoleAuthError            a console login that failed, or an admin that cannot be made
+    └── LiveCallError               no such live call, or an action it does not support (transfer)
 
 Third-party exceptions are translated where they enter (``raise ... from exc``), so callers catch
 these types and the CLI prints their message instead of a traceback.
@@ -24,12 +28,16 @@ __all__ = [
     "AudioError",
     "AudioFormatError",
     "ConfigError",
+    "ConsoleAuthError",
     "EngineError",
     "LLMError",
+    "LiveCallError",
     "MemoryStoreError",
     "ModelChecksumError",
     "ModelError",
     "ModelNotFoundError",
+    "NoWorkerError",
+    "ProtocolError",
     "StoreError",
     "VoiceAgentError",
 ]
@@ -71,6 +79,14 @@ class EngineError(VoiceAgentError):
     """A speech engine failed during a session."""
 
 
+class ProtocolError(EngineError):
+    """A speech-session message (JSON over WebSocket) that does not parse or is not a known event."""
+
+
+class NoWorkerError(EngineError):
+    """No model worker could take the call: every worker is full, draining or unreachable."""
+
+
 class LLMError(VoiceAgentError):
     """The configured chat endpoint failed or gave an unusable answer."""
 
@@ -81,3 +97,11 @@ class MemoryStoreError(VoiceAgentError):
 
 class StoreError(VoiceAgentError):
     """The call log's database, its migrations or its spool cannot be used."""
+
+
+class ConsoleAuthError(VoiceAgentError):
+    """A console login that failed, or an admin that cannot be made (bad email, taken, weak password)."""
+
+
+class LiveCallError(VoiceAgentError):
+    """No such live call, or an action the call's bridge does not support (transfer on WebRTC)."""
