@@ -114,10 +114,75 @@ class Settings(BaseSettings):
     )
 
     # Webhooks and agent tool calls (voiceagent.webhooks)
+    webhooks_enabled: bool = Field(
+        default=True, description="`voiceagent serve` runs the webhook dispatcher in its API process."
+    )
+    webhook_retry_schedule_s: tuple[float, ...] = Field(
+        default=(0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0),
+        min_length=1,
+        description="Delay before each attempt, after the previous one failed (first: after the event).",
+    )
+    webhook_timeout_s: float = Field(default=15.0, gt=0, description="One delivery attempt's HTTP timeout.")
+    webhook_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the dispatcher looks for new events and due retries."
+    )
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000, description="Rows claimed per poll.")
+    webhook_concurrency: int = Field(default=16, ge=1, le=512, description="Deliveries in flight at once.")
+    webhook_secret_overlap_s: float = Field(
+        default=86400.0, ge=0, description="After a rotation, how long the old secret still signs too."
+    )
+    tool_call_timeout_s: float = Field(
+        default=1.5, gt=0, description="An agent tool call's HTTP timeout; past it the fallback is said."
+    )
 
     # Admin console (voiceagent.console)
+    console_session_ttl_s: float = Field(
+        default=12 * 3600.0, gt=0, description="How long a console login lasts before asking again."
+    )
+    console_poll_ms: int = Field(
+        default=1000, ge=200, le=60000, description="How often the live-calls page asks for the list."
+    )
 
     # Model workers and the worker pool (voiceagent.worker, the realtime engine)
+    engine: Literal["cascade", "e2e", "realtime"] = Field(
+        default="cascade",
+        description="cascade: CPU models in-process; e2e: the speech LM; realtime: a worker over WebSocket.",
+    )
+    realtime_url: str | None = Field(
+        default=None,
+        description="ws://host:8090/v1/realtime of a worker or Realtime server; unset: use the pool.",
+    )
+    realtime_token: str | None = Field(
+        default=None, description="Bearer token sent to realtime_url or pool workers."
+    )
+    realtime_model: str = Field(
+        default="voiceagent", description="The model query parameter Realtime servers want."
+    )
+    realtime_connect_timeout_s: float = Field(default=5.0, gt=0)
+    realtime_reconnects: int = Field(
+        default=3, ge=0, description="Re-placements of one call after a worker drops."
+    )
+    worker_host: str = Field(default="127.0.0.1", description="Address `voiceagent worker` listens on.")
+    worker_port: int = Field(default=8090, ge=0, le=65535, description="0 picks a free port.")
+    worker_token: str | None = Field(
+        default=None,
+        description="Bearer token clients must present; required when environment is production.",
+    )
+    worker_capacity: int = Field(default=20, ge=1, description="Sessions one worker serves at once.")
+    worker_id: str | None = Field(default=None, description="Name in the pool registry; host:port if unset.")
+    worker_url: str | None = Field(
+        default=None, description="URL media nodes reach this worker at; ws://host:port/v1/realtime if unset."
+    )
+    worker_heartbeat_s: float = Field(
+        default=1.0, gt=0, description="How often a worker refreshes its entry."
+    )
+    worker_ttl_s: float = Field(default=3.0, gt=0, description="A worker silent this long counts as dead.")
+    worker_drain_timeout_s: float = Field(
+        default=600.0, gt=0, description="On SIGTERM, wait this long for calls to finish before exiting."
+    )
+    pool_prefix: str = Field(
+        default="voiceagent:pool:", description="Redis key prefix of the worker registry."
+    )
 
     # SIP trunks and the SIP edge (voiceagent.bridges.sip)
 
