@@ -215,7 +215,15 @@ def apikey() -> None:
     """REST API keys: create, list, revoke."""
 
 
-_SCOPES = ("calls:read", "agents:read", "agents:write", "memory:delete", "admin")
+_SCOPES = (
+    "calls:read",
+    "agents:read",
+    "agents:write",
+    "memory:delete",
+    "webhooks:read",
+    "webhooks:write",
+    "admin",
+)
 
 
 @apikey.command("create")

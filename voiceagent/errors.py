@@ -15,7 +15,9 @@
     ├── MemoryStoreError            session memory cannot be read or written (Redis down, bad data)
     ├── StoreError                  the call log's database, its migrations or its spool cannot be used
     ├── ConsoleAuthError            a console login that failed, or an admin that cannot be made
-    └── LiveCallError               no such live call, or an action it does not support (transfer)
+    ├── LiveCallError               no such live call, or an action it does not support (transfer)
+    ├── WebhookError                a webhook endpoint or delivery request that cannot be served
+    └── ToolCallError               an agent's tool call (integrator HTTP endpoint) failed or timed out
 
 Third-party exceptions are translated where they enter (``raise ... from exc``), so callers catch
 these types and the CLI prints their message instead of a traceback.
@@ -39,7 +41,9 @@ __all__ = [
     "NoWorkerError",
     "ProtocolError",
     "StoreError",
+    "ToolCallError",
     "VoiceAgentError",
+    "WebhookError",
 ]
 
 
@@ -105,3 +109,11 @@ class ConsoleAuthError(VoiceAgentError):
 
 class LiveCallError(VoiceAgentError):
     """No such live call, or an action the call's bridge does not support (transfer on WebRTC)."""
+
+
+class WebhookError(VoiceAgentError):
+    """A webhook endpoint or delivery request that cannot be served: bad URL, unknown event type."""
+
+
+class ToolCallError(VoiceAgentError):
+    """An agent's tool call failed: the integrator's endpoint timed out, refused or answered nonsense."""

@@ -17,6 +17,8 @@ from voiceagent.config import Settings
 from voiceagent.memory import SessionMemory, build_memory
 from voiceagent.store import create_engine, session_factory
 from voiceagent.store.engine import display_url
+from voiceagent.webhooks import routes as webhook_routes
+from voiceagent.webhooks.dispatcher import start_dispatcher
 
 __all__ = ["create_app"]
 
@@ -45,9 +47,13 @@ def create_app(
                     settings=settings, engine=engine, sessions=session_factory(engine), memory=memory
                 )
                 logger.info("API started on %s", display_url(settings.database_url))
+                # The webhook dispatcher sends from the outbox for as long as the API runs.
+                app.state.webhooks = await start_dispatcher(settings, app.state.api.sessions)
                 try:
                     yield
                 finally:
+                    if app.state.webhooks is not None:
+                        await app.state.webhooks.aclose()
                     if webrtc is not None:
                         await webrtc.aclose()
             finally:
@@ -67,6 +73,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, calls, agents, callers):
         app.include_router(module.router)
+    app.include_router(webhook_routes.router)
     if webrtc is not None:
         app.include_router(webrtc_router(webrtc))
     return app

@@ -48,10 +48,12 @@ class Scope(StrEnum):
     AGENTS_READ = "agents:read"
     AGENTS_WRITE = "agents:write"
     MEMORY_DELETE = "memory:delete"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
     ADMIN = "admin"
 
 
-_IMPLIED = {Scope.AGENTS_WRITE: {Scope.AGENTS_READ}}
+_IMPLIED = {Scope.AGENTS_WRITE: {Scope.AGENTS_READ}, Scope.WEBHOOKS_WRITE: {Scope.WEBHOOKS_READ}}
 
 
 @dataclass(frozen=True, slots=True)
