@@ -376,6 +376,91 @@ def bench_bargein(ctx: click.Context, calls: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else result["table"])
 
 
+@cli.group()
+def admin() -> None:
+    """Admin-console users: create, list."""
+
+
+@admin.command("create")
+@click.option("--email", required=True, help="The admin's login.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "viewer"]),
+    default="admin",
+    show_default=True,
+    help="admin may change things; viewer only looks.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin instead of prompting.")
+@click.pass_context
+@_friendly_errors
+def admin_create(ctx: click.Context, email: str, role: str, password_stdin: bool) -> None:
+    """Make a console admin (the password is prompted for, never taken as an argument)."""
+    from voiceagent.console.manage import add_admin
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    made = asyncio.run(add_admin(_settings(ctx), email=email, password=password, role=role))
+    click.echo(f"created {made.role} {made.email}")
+
+
+@admin.command("list")
+@click.pass_context
+@_friendly_errors
+def admin_list(ctx: click.Context) -> None:
+    """List console admins (never password hashes)."""
+    from voiceagent.console.manage import list_admins
+
+    for row in asyncio.run(list_admins(_settings(ctx))):
+        state = f"disabled {row.disabled_at:%Y-%m-%d}" if row.disabled_at else "active"
+        click.echo(f"{row.email:<32} {row.role:<7} {row.created_at:%Y-%m-%d} {state}")
+
+
+@cli.command()
+@click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(["cascade", "e2e", "scripted"]),
+    default="cascade",
+    show_default=True,
+    help="cascade: CPU models; e2e: the speech LM (torch); scripted: tone replies, for tests and benchmarks.",
+)
+@click.option("--host", default=None, help="Address to listen on (default: worker_host, 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: worker_port, 8090)."
+)
+@click.option("--capacity", type=click.IntRange(1), default=None, help="Sessions at once (default: 20).")
+@click.option("--worker-id", default=None, help="Name in the pool registry (default: host:port).")
+@click.option("--reply-ms", default=1500, show_default=True, help="scripted: length of each reply.")
+@click.option("--preset", "e2e_preset", default="tiny", show_default=True, help="e2e: model size.")
+@click.option("--device", default=None, help="e2e: cuda or cpu (default: cuda when there is one).")
+@click.pass_context
+@_friendly_errors
+def worker(
+    ctx: click.Context,
+    engine_name: str,
+    host: str | None,
+    port: int | None,
+    capacity: int | None,
+    worker_id: str | None,
+    reply_ms: int,
+    e2e_preset: str,
+    device: str | None,
+) -> None:
+    """Serve an engine over the Realtime protocol at ws://HOST:PORT/v1/realtime (one per GPU).
+
+    Token: VOICEAGENT_WORKER_TOKEN. With VOICEAGENT_REDIS_URL set the worker joins the pool
+    registry. SIGTERM drains: no new calls, open calls finish, then exit. See docs/workers.md.
+    """
+    from voiceagent.worker.process import run_worker
+
+    settings = _settings(
+        ctx, worker_host=host, worker_port=port, worker_capacity=capacity, worker_id=worker_id
+    )
+    asyncio.run(run_worker(settings, engine_name, reply_ms=reply_ms, e2e_preset=e2e_preset, device=device))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="voiceagent")

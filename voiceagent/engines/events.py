@@ -45,6 +45,9 @@ class SessionConfig:
     # None: the client (our media layer) commits turns; "server_vad": the engine does.
     turn_detection: Literal["server_vad"] | None = None
     instructions: str | None = None
+    # The conversation this session continues (its key in session memory): a call re-placed on
+    # another worker after a failure resumes with the turns already remembered under this id.
+    conversation_id: str | None = None
 
 
 @dataclass(frozen=True)

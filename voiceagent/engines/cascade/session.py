@@ -71,7 +71,7 @@ class CascadeSession:
     def __init__(
         self, engine: CascadeEngine, config: SessionConfig, brain: Brain, memory: SessionMemory | None = None
     ) -> None:
-        self.id = new_id("sess")
+        self.id = config.conversation_id or new_id("sess")
         self._engine = engine
         self._config = config
         self._brain = brain
