@@ -181,7 +181,7 @@ async def claim_due(
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
     )
-    rows = (await session.execute(_locked(session, query, WebhookDelivery))).tuples().all()
+    rows = (await session.execute(_locked(session, query, WebhookDelivery))).all()
     lease_until = at + timedelta(seconds=lease_s)
     jobs = []
     for delivery, endpoint, event in rows:
