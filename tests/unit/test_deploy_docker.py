@@ -1,0 +1,280 @@
+"""The container images in deploy/docker, checked without Docker: what they copy, run and probe."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from voiceagent.api.app import create_app
+from voiceagent.cli import cli
+from voiceagent.config import Settings
+from voiceagent.worker.scripted import ScriptedWorkerEngine
+from voiceagent.worker.server import WorkerServer
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "deploy" / "docker"
+IMAGES = ("media", "worker")
+# VOICEAGENT_* variables that are not Settings fields, with the module that reads each.
+NON_SETTINGS_ENV = {
+    "VOICEAGENT_CONFIG": "voiceagent/cli.py",
+    "VOICEAGENT_ALEMBIC_INI": "voiceagent/store/migrate.py",
+}
+
+
+# Paths each process answers, found by asking the real servers (the worker's routes live in a
+# websockets process_request hook, so there is no route table to read).
+_CANDIDATE_PATHS = ("/healthz", "/readyz", "/load", "/metrics", "/no-such-path")
+
+
+async def _status_codes(client: httpx.AsyncClient) -> dict[str, int]:
+    codes = {path: (await client.get(path)).status_code for path in _CANDIDATE_PATHS}
+    assert codes.pop("/no-such-path") == 404, "an unknown path must not look served"
+    return codes
+
+
+async def _served_paths(data_dir: Path) -> tuple[dict[str, set[str]], str, bool]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{data_dir / 'calls.db'}", webhooks_enabled=False)
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://media") as client,
+    ):
+        media = await _status_codes(client)
+    engine = ScriptedWorkerEngine()
+    server = WorkerServer(engine, capacity=1)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as client:
+            worker = await _status_codes(client)
+            metrics = (await client.get("/metrics")).text
+            await server.drain(timeout_s=0.1)
+            drained_ready = (await client.get("/readyz")).status_code
+    finally:
+        await server.aclose()
+    served = {
+        name: {path for path, code in codes.items() if code == 200}
+        for name, codes in (("media", media), ("worker", worker))
+    }
+    return served, metrics, drained_ready == 503
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, set[str]], str, bool]:
+    return asyncio.run(_served_paths(tmp_path_factory.mktemp("media")))
+
+
+@pytest.fixture(scope="module")
+def app_routes(served: tuple[dict[str, set[str]], str, bool]) -> dict[str, set[str]]:
+    return served[0]
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str]
+    stages: list[Stage]
+
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def exec_form(self, keyword: str) -> list[str]:
+        """The last ENTRYPOINT/CMD of the final stage, which must be in exec (JSON) form."""
+        found = self.final().all(keyword)
+        assert found, f"no {keyword} in the final stage"
+        args = found[-1].args
+        assert args.startswith("["), f"{keyword} must use the exec form so signals reach voiceagent"
+        return [str(a) for a in json.loads(args)]
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    """Just enough of the Dockerfile grammar for these checks: continuations, ARG, FROM stages."""
+    lines: list[str] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    assert not pending, f"{path.name}: dangling line continuation"
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in lines:
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            parts = args.split()
+            name = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else None
+            stages.append(Stage(base=parts[0], name=name))
+        elif not stages:
+            assert keyword == "ARG", f"{path.name}: only ARG may come before the first FROM"
+            key, _, default = args.partition("=")
+            global_args[key] = default
+        else:
+            stages[-1].instructions.append(Instruction(keyword, args.strip()))
+    return Dockerfile(global_args, stages)
+
+
+@pytest.fixture(scope="module", params=IMAGES)
+def image(request: pytest.FixtureRequest) -> tuple[str, Dockerfile]:
+    name = str(request.param)
+    return name, parse_dockerfile(DOCKER / f"Dockerfile.{name}")
+
+
+def _settings_env_names() -> set[str]:
+    return {f"VOICEAGENT_{name.upper()}" for name in Settings.model_fields}
+
+
+def _expand(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def test_copy_sources_exist_and_are_let_into_the_build_context(image: tuple[str, Dockerfile]) -> None:
+    name, dockerfile = image
+    ignore = (DOCKER / f"Dockerfile.{name}.dockerignore").read_text(encoding="utf-8").splitlines()
+    # The ignore file is an allow-list: "*" first, then "!path" for what the image needs.
+    entries = [line for line in ignore if line and not line.startswith("#")]
+    assert entries[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = 0
+    for stage in dockerfile.stages:
+        for copy in stage.all("COPY"):
+            words = shlex.split(copy.args)
+            if any(w.startswith("--from=") for w in words):
+                continue
+            sources = [w for w in words if not w.startswith("--")][:-1]
+            for source in sources:
+                source = source.rstrip("/")
+                assert (ROOT / source).exists(), (
+                    f"Dockerfile.{name} copies {source}, which is not in the repo"
+                )
+                assert source in allowed, f"{source} is copied but left out by Dockerfile.{name}.dockerignore"
+                copied += 1
+    assert copied >= 3
+    assert "**/__pycache__" in ignore
+
+
+def test_entrypoint_and_cmd_name_a_real_voiceagent_command(image: tuple[str, Dockerfile]) -> None:
+    name, dockerfile = image
+    entrypoint = dockerfile.exec_form("ENTRYPOINT")
+    command = dockerfile.exec_form("CMD")
+    assert entrypoint == ["voiceagent"]
+    assert command == [{"media": "serve", "worker": "worker"}[name]]
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+
+
+def test_healthcheck_probes_the_liveness_route(
+    image: tuple[str, Dockerfile], app_routes: dict[str, set[str]]
+) -> None:
+    name, dockerfile = image
+    checks = dockerfile.final().all("HEALTHCHECK")
+    assert len(checks) == 1
+    urls = re.findall(r"http://127\.0\.0\.1:%s(/\w+)", checks[0].args)
+    assert urls == ["/healthz"]
+    assert "/healthz" in app_routes[name]
+    port_var = {"media": "VOICEAGENT_API_BIND_PORT", "worker": "VOICEAGENT_WORKER_PORT"}[name]
+    assert port_var in checks[0].args
+    exposed = dockerfile.final().all("EXPOSE")
+    default_port = Settings.model_fields[port_var.removeprefix("VOICEAGENT_").lower()].default
+    assert [e.args for e in exposed] == [str(default_port)]
+
+
+def test_final_stage_runs_as_a_fixed_non_root_user(image: tuple[str, Dockerfile]) -> None:
+    _, dockerfile = image
+    users = dockerfile.final().all("USER")
+    assert users, "the final stage must switch away from root"
+    user = users[-1].args.split(":")[0]
+    assert user.isdigit(), "a numeric uid lets Kubernetes check runAsNonRoot"
+    assert int(user) >= 1000
+
+
+def test_base_images_are_pinned_and_stages_multi(image: tuple[str, Dockerfile]) -> None:
+    name, dockerfile = image
+    stage_names = {s.name for s in dockerfile.stages if s.name}
+    assert len(dockerfile.stages) >= 2, "build tools stay out of the runtime stage"
+    assert any(i.args.startswith("--from=") for i in dockerfile.final().all("COPY"))
+    for stage in dockerfile.stages:
+        base = _expand(stage.base, dockerfile.global_args)
+        if "$" in base:  # FROM base-${VARIANT}: must name one of this file's stages for each variant
+            for variant in ("cuda", "cpu"):
+                assert base.replace("${VARIANT}", variant) in stage_names, (name, base)
+            continue
+        if base in stage_names:
+            continue
+        tag = base.partition(":")[2]
+        assert re.search(r"\d+\.\d+", tag), f"{base} is not pinned to a version"
+
+
+def test_env_names_are_real_settings(image: tuple[str, Dockerfile]) -> None:
+    _, dockerfile = image
+    known = _settings_env_names()
+    names = set()
+    for stage in dockerfile.stages:
+        for env in stage.all("ENV"):
+            names.update(re.findall(r"\b(VOICEAGENT_\w+)=", env.args))
+    assert names
+    for env_name in names:
+        if env_name in NON_SETTINGS_ENV:
+            assert env_name in (ROOT / NON_SETTINGS_ENV[env_name]).read_text(encoding="utf-8")
+        else:
+            assert env_name in known, f"{env_name} is no Settings field"
+    values = {}
+    for env in dockerfile.final().all("ENV"):
+        for key, value in re.findall(r"\b(VOICEAGENT_\w+)=(\S+)", env.args):
+            if key not in NON_SETTINGS_ENV:
+                values[key.removeprefix("VOICEAGENT_").lower()] = value
+    Settings.model_validate(values)  # the image's defaults are valid settings
+
+
+def test_torch_only_in_the_worker_and_pinned_like_the_e2e_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("torch")]
+    (torch_pin,) = [d for d in project["optional-dependencies"]["e2e"] if d.startswith("torch")]
+    media = parse_dockerfile(DOCKER / "Dockerfile.media")
+    assert media.final().base == media.stages[0].base  # the slim Python image, no CUDA
+    media_runs = " ".join(r.args for s in media.stages for r in s.all("RUN"))
+    assert "--index-url" not in media_runs
+    assert "[e2e]" not in media_runs
+
+    worker = parse_dockerfile(DOCKER / "Dockerfile.worker")
+    assert worker.global_args["CUDA_IMAGE"].startswith("nvidia/cuda:")
+    assert "runtime" in worker.global_args["CUDA_IMAGE"]
+    assert worker.global_args["VARIANT"] == "cuda"
+    (build,) = [s for s in worker.stages if s.name == "build"]
+    build_args = dict(a.args.partition("=")[::2] for a in build.all("ARG"))
+    assert torch_pin == f"torch=={build_args['TORCH_VERSION']}"
+    runs = [r.args for r in build.all("RUN")]
+    torch_install = next(r for r in runs if '"torch==$TORCH_VERSION"' in r)
+    assert "--index-url" in torch_install
+    extras_install = next(r for r in runs if '".[e2e]"' in r)
+    assert runs.index(torch_install) < runs.index(extras_install), "torch's build is chosen before the extra"

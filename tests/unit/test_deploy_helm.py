@@ -1,0 +1,301 @@
+"""The Helm chart in deploy/helm/voiceagent: rendered by Helm's own engine (helm-python-sdk) and every
+object checked against the Kubernetes schemas (kubernetes-validate, strict), then for what a call
+center needs: GPUs, L20 nodes, host networking for RTP, probes on real routes, drain, autoscaling."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from voiceagent.api.app import create_app
+from voiceagent.cli import cli
+from voiceagent.config import Settings
+from voiceagent.worker.scripted import ScriptedWorkerEngine
+from voiceagent.worker.server import WorkerServer
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart (a dev dependency)")
+
+CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "voiceagent"
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas we have.
+KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+DATABASE = {"secret": {"env": {"VOICEAGENT_DATABASE_URL": "postgresql+asyncpg://va:pw@db:5432/va"}}}
+
+Objects = dict[tuple[str, str], dict[str, Any]]
+
+
+def render(values: dict[str, Any] | None = None) -> Objects:
+    merged = _merge(DATABASE, values or {})
+    manifests = helm.Chart.load(CHART).render(merged, name="va", namespace="calls")
+    objects: Objects = {}
+    for path, text in manifests.items():
+        if not path.endswith(".yaml"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects[(doc["kind"], doc["metadata"]["name"])] = doc
+    return objects
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+def _pod(objects: Objects, component: str) -> dict[str, Any]:
+    spec: dict[str, Any] = objects[("Deployment", f"va-voiceagent-{component}")]["spec"]["template"]["spec"]
+    return spec
+
+
+def _container(objects: Objects, component: str) -> dict[str, Any]:
+    (container,) = [c for c in _pod(objects, component)["containers"] if c["name"] == component]
+    found: dict[str, Any] = container
+    return found
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+# Paths each process answers, found by asking the real servers (the worker's routes live in a
+# websockets process_request hook, so there is no route table to read).
+_CANDIDATE_PATHS = ("/healthz", "/readyz", "/load", "/metrics", "/no-such-path")
+
+
+async def _status_codes(client: httpx.AsyncClient) -> dict[str, int]:
+    codes = {path: (await client.get(path)).status_code for path in _CANDIDATE_PATHS}
+    assert codes.pop("/no-such-path") == 404, "an unknown path must not look served"
+    return codes
+
+
+async def _served_paths(data_dir: Path) -> tuple[dict[str, set[str]], str, bool]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{data_dir / 'calls.db'}", webhooks_enabled=False)
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://media") as client,
+    ):
+        media = await _status_codes(client)
+    engine = ScriptedWorkerEngine()
+    server = WorkerServer(engine, capacity=1)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as client:
+            worker = await _status_codes(client)
+            metrics = (await client.get("/metrics")).text
+            await server.drain(timeout_s=0.1)
+            drained_ready = (await client.get("/readyz")).status_code
+    finally:
+        await server.aclose()
+    served = {
+        name: {path for path, code in codes.items() if code == 200}
+        for name, codes in (("media", media), ("worker", worker))
+    }
+    return served, metrics, drained_ready == 503
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, set[str]], str, bool]:
+    return asyncio.run(_served_paths(tmp_path_factory.mktemp("media")))
+
+
+@pytest.fixture(scope="module")
+def app_routes(served: tuple[dict[str, set[str]], str, bool]) -> dict[str, set[str]]:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def objects() -> Objects:
+    return render()
+
+
+def test_chart_lints_clean() -> None:
+    report = helm.lint(str(CHART), DATABASE, strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_every_object_passes_strict_schema_validation(objects: Objects, kube_version: str) -> None:
+    for key, obj in objects.items():
+        try:
+            kubernetes_validate.validate(obj, kube_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{key} invalid for Kubernetes {kube_version}: {exc.message} at {list(exc.path)}")
+
+
+def test_renders_the_whole_deployment(objects: Objects) -> None:
+    assert sorted(objects) == [
+        ("ConfigMap", "va-voiceagent"),
+        ("Deployment", "va-voiceagent-media"),
+        ("Deployment", "va-voiceagent-worker"),
+        ("HorizontalPodAutoscaler", "va-voiceagent-worker"),
+        ("PodDisruptionBudget", "va-voiceagent-media"),
+        ("PodDisruptionBudget", "va-voiceagent-worker"),
+        ("Secret", "va-voiceagent"),
+        ("Service", "va-voiceagent-media"),
+        ("Service", "va-voiceagent-worker"),
+        ("ServiceAccount", "va-voiceagent"),
+    ]
+
+
+def test_workers_get_a_gpu_on_l20_nodes(objects: Objects) -> None:
+    resources = _container(objects, "worker")["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == 1
+    assert resources["requests"]["nvidia.com/gpu"] == 1
+    pod = _pod(objects, "worker")
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L20"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    changed = render(
+        {"worker": {"gpu": {"count": 2}, "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100"}}}
+    )
+    assert _container(changed, "worker")["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert _pod(changed, "worker")["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100"}
+
+
+def test_media_pods_use_the_host_network_for_rtp(objects: Objects) -> None:
+    pod = _pod(objects, "media")
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert "nvidia.com/gpu" not in str(_container(objects, "media")["resources"])
+    off = _pod(render({"media": {"hostNetwork": False}}), "media")
+    assert "hostNetwork" not in off
+    assert "dnsPolicy" not in off
+
+
+def test_probes_hit_real_routes_on_the_served_port(objects: Objects, app_routes: dict[str, set[str]]) -> None:
+    expected = {
+        "worker": {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"},
+        "media": {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"},
+    }
+    port_env = {"worker": "VOICEAGENT_WORKER_PORT", "media": "VOICEAGENT_API_BIND_PORT"}
+    for component, probes in expected.items():
+        container = _container(objects, component)
+        (port,) = container["ports"]
+        assert port["name"] == "http"
+        assert str(port["containerPort"]) == _env(container)[port_env[component]]
+        for probe, path in probes.items():
+            http = container[probe]["httpGet"]
+            assert (http["path"], http["port"]) == (path, "http"), (component, probe)
+            assert path in app_routes[component], f"{component} serves no {path}"
+
+
+def test_workers_drain_within_the_grace_period(objects: Objects) -> None:
+    container = _container(objects, "worker")
+    drain_s = float(_env(container)["VOICEAGENT_WORKER_DRAIN_TIMEOUT_S"])
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    grace_s = _pod(objects, "worker")["terminationGracePeriodSeconds"]
+    assert grace_s > drain_s + float(pre_stop[1]), "the kubelet must not kill a worker that is still draining"
+    assert drain_s >= Settings().max_call_s, "a call as long as the longest allowed must fit in the drain"
+    longer = render({"worker": {"drainTimeoutSeconds": 1800}})
+    assert _pod(longer, "worker")["terminationGracePeriodSeconds"] > 1800
+    media = _container(objects, "media")
+    assert media["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    assert _pod(objects, "media")["terminationGracePeriodSeconds"] >= Settings().max_call_s
+    strategy = objects[("Deployment", "va-voiceagent-worker")]["spec"]["strategy"]["rollingUpdate"]
+    assert strategy["maxSurge"] == 0, "a rollout must not need a spare GPU"
+
+
+def test_workers_scale_on_live_sessions(objects: Objects, worker_metric_names: set[str]) -> None:
+    hpa = objects[("HorizontalPodAutoscaler", "va-voiceagent-worker")]["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "va-voiceagent-worker",
+    }
+    (metric,) = hpa["metrics"]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] in worker_metric_names
+    assert metric["pods"]["target"]["type"] == "AverageValue"
+    assert float(metric["pods"]["target"]["averageValue"]) < float(
+        _env(_container(objects, "worker"))["VOICEAGENT_WORKER_CAPACITY"]
+    ), "scale out before workers are full"
+    assert "replicas" not in objects[("Deployment", "va-voiceagent-worker")]["spec"], "the HPA owns replicas"
+    fixed = render({"worker": {"autoscaling": {"enabled": False}, "replicas": 3}})
+    assert ("HorizontalPodAutoscaler", "va-voiceagent-worker") not in fixed
+    assert fixed[("Deployment", "va-voiceagent-worker")]["spec"]["replicas"] == 3
+
+
+def test_selectors_match_the_pods_they_mean(objects: Objects) -> None:
+    for component in ("media", "worker"):
+        deployment = objects[("Deployment", f"va-voiceagent-{component}")]["spec"]
+        labels = deployment["template"]["metadata"]["labels"]
+        selector = deployment["selector"]["matchLabels"]
+        assert selector.items() <= labels.items()
+        assert selector["app.kubernetes.io/component"] == component
+        assert objects[("Service", f"va-voiceagent-{component}")]["spec"]["selector"] == selector
+        assert objects[("PodDisruptionBudget", f"va-voiceagent-{component}")]["spec"]["selector"] == {
+            "matchLabels": selector
+        }
+
+
+def test_settings_reach_every_pod_under_real_names(objects: Objects) -> None:
+    known = {f"VOICEAGENT_{name.upper()}" for name in Settings.model_fields}
+    config = objects[("ConfigMap", "va-voiceagent")]["data"]
+    secret = objects[("Secret", "va-voiceagent")]["stringData"]
+    names = set(config) | set(secret)
+    for component in ("media", "worker"):
+        container = _container(objects, component)
+        refs = [next(iter(ref.values()))["name"] for ref in container["envFrom"]]
+        assert refs == ["va-voiceagent", "va-voiceagent"]
+        names |= {n for n in _env(container) if n.startswith("VOICEAGENT_")}
+        values = {**config, **secret, **_env(container)}
+        Settings.model_validate(
+            {k.removeprefix("VOICEAGENT_").lower(): v for k, v in values.items() if k in known}
+        )
+    assert names - known == set(), f"not Settings fields: {sorted(names - known)}"
+    worker_env = _env(_container(objects, "worker"))
+    assert worker_env["VOICEAGENT_WORKER_URL"] == "ws://$(POD_IP):8090/v1/realtime"
+    assert worker_env["VOICEAGENT_WORKER_ID"] == "$(POD_NAME)"
+    assert _env(_container(objects, "media"))["VOICEAGENT_ENGINE"] == "realtime"
+    worker_args = _container(objects, "worker")["args"]
+    assert worker_args == ["worker", "--engine", "e2e"]
+    with cli.commands["worker"].make_context("worker", worker_args[1:]) as ctx:
+        assert ctx.params["engine_name"] == "e2e"
+    assert _container(objects, "media")["args"] == ["serve"]
+    init = _pod(objects, "media")["initContainers"]
+    assert [(c["name"], c["args"]) for c in init] == [("migrate", ["migrate"])]
+
+
+def test_a_database_url_is_required_and_an_existing_secret_can_hold_it() -> None:
+    with pytest.raises(helm.HelmRenderError, match="VOICEAGENT_DATABASE_URL"):
+        helm.Chart.load(CHART).render({}, name="va", namespace="calls")
+    objects = render({"secret": {"env": None}, "existingSecret": "voiceagent-prod"})
+    assert ("Secret", "va-voiceagent") not in objects
+    refs = _container(objects, "worker")["envFrom"]
+    assert {"secretRef": {"name": "voiceagent-prod"}} in refs
+
+
+def test_pods_run_as_the_images_non_root_user(objects: Objects) -> None:
+    for component in ("media", "worker"):
+        pod = _pod(objects, component)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 10001
+        dockerfile = CHART.parents[1] / "docker" / f"Dockerfile.{component}"
+        assert "\nUSER 10001:10001\n" in dockerfile.read_text(encoding="utf-8"), "the image's uid"
+        assert pod["automountServiceAccountToken"] is False
+        container = _container(objects, component)
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {"/var/lib/voiceagent", "/tmp"} <= mounts, "writable paths on a read-only root"
+
+
+@pytest.fixture(scope="module")
+def worker_metric_names(served: tuple[dict[str, set[str]], str, bool]) -> set[str]:
+    return {line.split()[2] for line in served[1].splitlines() if line.startswith("# TYPE ")}
+
+
+def test_worker_readiness_fails_while_draining(served: tuple[dict[str, set[str]], str, bool]) -> None:
+    # What the readiness probe relies on to take a draining worker out of the Service.
+    assert served[2] is True
