@@ -98,7 +98,7 @@ def call(
     from voiceagent.agents import builtin_agent_path, load_agent
     from voiceagent.audio import read_audio
     from voiceagent.calllog import open_call_log
-    from voiceagent.engines.cascade import CascadeEngine
+    from voiceagent.engines.loading import load_engine
     from voiceagent.filecall import call_file
 
     settings = _settings(ctx, agent_path=agent_path)
@@ -107,7 +107,7 @@ def call(
 
     async def run() -> dict[str, Any]:
         async with open_call_log(settings, enabled=not no_log) as call_log:
-            engine = await CascadeEngine.load(settings, agent)
+            engine = await load_engine(settings, agent)
             try:
                 report = await call_file(
                     engine,

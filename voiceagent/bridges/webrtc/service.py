@@ -145,13 +145,13 @@ class WebRTCService:
         config: WebRTCConfig | None = None,
         call_log: CallLogWriter | None = None,
     ) -> WebRTCService:
-        """A service on the CPU cascade engine and the agent of ``settings`` (loaded here, closed by
+        """A service on the engine (``settings.engine``) and the agent of ``settings`` (loaded here, closed by
         :meth:`aclose`): what ``voiceagent serve`` runs."""
         from voiceagent.agents import builtin_agent_path, load_agent
-        from voiceagent.engines.cascade import CascadeEngine
+        from voiceagent.engines.loading import load_engine
 
         agent = load_agent(settings.agent_path or builtin_agent_path())
-        engine = await CascadeEngine.load(settings, agent)
+        engine = await load_engine(settings, agent)  # settings.engine: cascade here, or realtime workers
         # Fail at start, not on the first call, if the VAD model is missing.
         await asyncio.to_thread(SileroVad.packaged)
         service = cls(engine, settings, config=config, barge_in=agent.barge_in, call_log=call_log)
