@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from voiceagent.calllog import CallLogSink
 from voiceagent.config import Settings
 from voiceagent.engines.base import SpeechEngine
 from voiceagent.engines.events import SessionConfig
+from voiceagent.media.live import LiveCall, LiveCallRegistry
 from voiceagent.media.recorder import write_stereo
 from voiceagent.media.session import CallSession, TurnRecord
 from voiceagent.store.writer import CallLogWriter
@@ -78,8 +81,12 @@ async def call_pcm(
     barge_in: BargeInPolicy | None = None,
     call_log: CallLogWriter | None = None,
     agent_name: str | None = None,
+    live: LiveCallRegistry | None = None,
 ) -> CallReport:
-    """Run one call with ``caller`` (16 kHz mono PCM16) as the caller's side of the line."""
+    """Run one call with ``caller`` (16 kHz mono PCM16) as the caller's side of the line.
+
+    With ``live``, the call is listed there while it runs and can be hung up from it (the console).
+    """
     vad = vad or SileroVad.packaged()
     vad.reset()
     call_id = f"call_{uuid.uuid4().hex[:20]}"
@@ -97,8 +104,20 @@ async def call_pcm(
         on_event=sink.event if sink is not None else None,
     )
     await session.start()
+
+    async def hang_up(reason: str) -> None:
+        # The file bridge stops at the next frame once a reason is set and no agent audio is queued.
+        if session.ended_reason is None:
+            session.ended_reason = reason
+
+    listing = LiveCall(call_id, "file", datetime.now(UTC), agent=agent_name)
     try:
-        result = await run_file_call(session, caller, realtime=realtime, max_call_s=settings.max_call_s)
+        with (
+            live.registered(listing, hang_up=hang_up, turns=lambda: len(session.turns))
+            if live
+            else nullcontext()
+        ):
+            result = await run_file_call(session, caller, realtime=realtime, max_call_s=settings.max_call_s)
     finally:
         await session.aclose()
         if sink is not None:
@@ -138,6 +157,7 @@ async def call_file(
     barge_in: BargeInPolicy | None = None,
     call_log: CallLogWriter | None = None,
     agent_name: str | None = None,
+    live: LiveCallRegistry | None = None,
 ) -> CallReport:
     """Read ``path`` (any rate, any channel count), run the call, write the reply at the input's rate."""
     clip: AudioClip = read_audio(path)
@@ -150,6 +170,7 @@ async def call_file(
         barge_in=barge_in,
         call_log=call_log,
         agent_name=agent_name,
+        live=live,
     )
     report.input = {
         "path": str(path),

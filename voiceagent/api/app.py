@@ -13,7 +13,10 @@ from voiceagent.api import agents, callers, calls, health
 from voiceagent.api.deps import ApiState
 from voiceagent.api.errors import install_error_handlers
 from voiceagent.bridges.webrtc import WebRTCService, webrtc_router
+from voiceagent.bridges.webrtc.live import WebRTCLiveSource
 from voiceagent.config import Settings
+from voiceagent.console import install as console_install
+from voiceagent.media.live import LiveCallRegistry
 from voiceagent.memory import SessionMemory, build_memory
 from voiceagent.store import create_engine, session_factory
 from voiceagent.store.engine import display_url
@@ -28,13 +31,18 @@ MemoryFactory = Callable[[Settings], SessionMemory]
 
 
 def create_app(
-    settings: Settings, *, memory_factory: MemoryFactory = build_memory, webrtc: WebRTCService | None = None
+    settings: Settings,
+    *,
+    memory_factory: MemoryFactory = build_memory,
+    webrtc: WebRTCService | None = None,
+    live: LiveCallRegistry | None = None,
 ) -> FastAPI:
     """The REST API over the call log, agents and session memory.
 
     The lifespan creates the database engine and the memory store and closes both on shutdown;
     ``memory_factory`` lets tests (or an embedding process) choose the memory store. With
-    ``webrtc``, browser calls are served at ``/call`` and the service is closed on shutdown.
+    ``webrtc``, browser calls are served at ``/call`` and the service is closed on shutdown. The
+    admin console is served at ``/console``; its live-calls page lists ``live`` and the browser calls.
     """
 
     @asynccontextmanager
@@ -76,4 +84,8 @@ def create_app(
     app.include_router(webhook_routes.router)
     if webrtc is not None:
         app.include_router(webrtc_router(webrtc))
+    live = live if live is not None else LiveCallRegistry()
+    if webrtc is not None:
+        live.attach(WebRTCLiveSource(webrtc))
+    console_install.install_console(app, live=live)
     return app

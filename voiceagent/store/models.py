@@ -228,4 +228,5 @@ class WebhookOutbox(Base):
 # Tables defined in modules of their own register on Base.metadata here, so that Alembic's
 # autogenerate and the migration tests see the whole schema whatever was imported first.
 from voiceagent.store import apikey_models as _apikey_models  # noqa: E402, F401
+from voiceagent.store import console_models as _console_models  # noqa: E402, F401
 from voiceagent.webhooks import models as _webhook_models  # noqa: E402, F401

@@ -1,0 +1,413 @@
+"""The console in process (httpx ASGITransport) on a migrated SQLite file: auth, CSRF, roles, pages."""
+
+import asyncio
+import re
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from voiceagent.api import create_app
+from voiceagent.api.deps import ApiState
+from voiceagent.config import load_settings
+from voiceagent.console.admins import create_admin
+from voiceagent.console.install import PREFIX, ROUTERS
+from voiceagent.media.live import LiveCall, LiveCallRegistry
+from voiceagent.memory import InProcessMemory
+from voiceagent.store import (
+    CallEnded,
+    CallStarted,
+    EventRecord,
+    RecordingRecord,
+    TurnRecord,
+    agents_repo,
+    create_engine,
+)
+from voiceagent.store import repository as repo
+from voiceagent.store.migrate import upgrade_async
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PASSWORD = "correct horse battery"
+AGENT = {
+    "name": "front-desk",
+    "fallback": "Sorry.",
+    "intents": [{"name": "hours", "keywords": ["open"], "answer": "Nine to five."}],
+}
+# Reachable without a login on purpose: the login form itself and the CSS/JS it needs.
+PUBLIC = {("GET", "/console/login"), ("POST", "/console/login")}
+
+
+@dataclass
+class Console:
+    app: FastAPI
+    client: httpx.AsyncClient
+    live: LiveCallRegistry
+    hung_up: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> ApiState:
+        state: ApiState = self.app.state.api
+        return state
+
+    async def login(self, email: str = "admin@example.com", password: str = PASSWORD) -> str:
+        """Log in; returns the session's CSRF token (as the pages embed it)."""
+        form = await self.client.get("/console/login")
+        token = _login_csrf(form.text)
+        response = await self.client.post(
+            "/console/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+        assert response.status_code == 303, response.text
+        page = await self.client.get("/console/live")
+        return _page_csrf(page.text)
+
+
+def _login_csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def _page_csrf(html: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert found is not None
+    return found.group(1)
+
+
+def _stereo_wav(path: Path, seconds: float) -> None:
+    samples = (np.sin(np.arange(int(16000 * seconds)) / 8) * 3000).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(np.repeat(samples, 2).tobytes())
+
+
+async def _seed(state: ApiState, recordings: Path) -> None:
+    await asyncio.to_thread(recordings.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(_stereo_wav, recordings / "c1.wav", 1.5)
+    async with state.sessions() as s, s.begin():
+        await create_admin(s, email="admin@example.com", password=PASSWORD, role="admin")
+        await create_admin(s, email="viewer@example.com", password=PASSWORD, role="viewer")
+        await agents_repo.create_agent(s, name="front-desk", definition=AGENT, agent_id="agt_1")
+        await repo.record_calls_started(
+            s,
+            calls=[
+                CallStarted("c1", "inbound", "webrtc", NOW - timedelta(minutes=5), agent="front-desk"),
+                CallStarted("c2", "inbound", "sip", NOW - timedelta(minutes=4), from_number="+15550001"),
+            ],
+        )
+        await repo.add_turns(
+            s,
+            turns=[
+                TurnRecord("c1", 0, "caller", "When are you open?", 0.0, 1000.0),
+                TurnRecord("c1", 1, "agent", "Nine to five, Monday to", 1400.0, 2400.0, True, 1000.0),
+                TurnRecord("c1", 2, "caller", "Thanks, bye.", 2500.0, 3000.0),
+                TurnRecord("c1", 3, "agent", "Goodbye.", 3800.0, 4400.0),
+            ],
+        )
+        await repo.add_events(
+            s,
+            events=[
+                EventRecord("c1", 0, "call_started", NOW, 0.0),
+                EventRecord("c1", 1, "agent_paused", NOW, 2090.0, {"onset_ms": 2000.0}),
+                EventRecord("c1", 2, "barge_in", NOW, 2300.0, {"onset_ms": 2000.0, "reason": "speech"}),
+                EventRecord("c1", 3, "engine_error", NOW, 2350.0, {"code": "x"}),
+            ],
+        )
+        await repo.add_recording(s, recording=RecordingRecord("c1", "both", "c1.wav", 1.5))
+        await repo.record_call_ended(s, call=CallEnded("c1", NOW - timedelta(minutes=4), "completed"))
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[Console]:
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", recordings_dir=tmp_path / "rec"
+    )
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_async(engine)
+    finally:
+        await engine.dispose()
+    live = LiveCallRegistry()
+    app = create_app(settings, memory_factory=lambda _settings: InProcessMemory(), live=live)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as client,
+    ):
+        console = Console(app, client, live)
+        await _seed(console.state, settings.recordings_dir)
+        yield console
+
+
+def _routes(app: FastAPI, prefix: str) -> list[tuple[str, str]]:
+    if prefix == "/console":  # not in the OpenAPI schema: walk the console's own routers
+        return sorted(
+            (method, PREFIX + route.path)
+            for router in ROUTERS
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            for method in route.methods or ()
+            if method != "HEAD"
+        )
+    paths = app.openapi()["paths"]
+    return sorted((m.upper(), path) for path, ops in paths.items() if path.startswith(prefix) for m in ops)
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "c1", path)
+
+
+# --- nobody logged in ------------------------------------------------------------------------------
+
+
+async def test_every_console_and_v1_route_refuses_an_anonymous_request(console: Console) -> None:
+    routes = [r for r in _routes(console.app, "/console") + _routes(console.app, "/v1") if r not in PUBLIC]
+    assert len(routes) >= 25
+    for method, path in routes:
+        page = await console.client.request(method, _concrete(path), headers={"Accept": "text/html"})
+        if path.startswith("/v1"):
+            assert page.status_code == 401, (method, path)
+        elif method == "GET":
+            assert page.status_code == 303, (method, path)
+            assert page.headers["location"].startswith("/console/login?next=")
+        else:
+            assert page.status_code == 401, (method, path)
+        fetch = await console.client.request(method, _concrete(path), headers={"Accept": "application/json"})
+        assert fetch.status_code == 401, (method, path)
+
+
+async def test_wrong_password_unknown_email_and_a_forged_login_are_refused(console: Console) -> None:
+    form = await console.client.get("/console/login")
+    token = _login_csrf(form.text)
+    for email, password in [("admin@example.com", "wrong password!"), ("nobody@example.com", PASSWORD)]:
+        page = await console.client.post(
+            "/console/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+        assert page.status_code == 401
+        assert "Wrong email or password." in page.text
+        token = _login_csrf(page.text)  # each form comes with a fresh token
+    # Another site posting the form cannot know the token in our cookie.
+    forged = await console.client.post(
+        "/console/login", data={"email": "admin@example.com", "password": PASSWORD, "csrf_token": "guess"}
+    )
+    assert forged.status_code == 403
+    assert "va_console" not in forged.cookies
+
+
+async def test_the_session_cookie_is_httponly_lax_and_secure_over_https(console: Console) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=console.app), base_url="https://c") as c:
+        form = await c.get("/console/login")
+        response = await c.post(
+            "/console/login",
+            data={"email": "admin@example.com", "password": PASSWORD, "csrf_token": _login_csrf(form.text)},
+        )
+    cookie = next(
+        v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("va_console=")
+    )
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" in cookie
+    assert response.headers["location"] == "/console/live"
+
+
+async def test_logout_ends_the_session_on_the_server(console: Console) -> None:
+    csrf = await console.login()
+    cookie = console.client.cookies["va_console"]
+    assert (await console.client.post("/console/logout", data={"csrf_token": csrf})).status_code == 303
+    console.client.cookies.set("va_console", cookie)  # a copied cookie is worthless now
+    again = await console.client.get("/console/live", headers={"Accept": "text/html"})
+    assert again.status_code == 303
+
+
+# --- roles and CSRF --------------------------------------------------------------------------------
+
+
+async def test_a_viewer_gets_403_on_every_post(console: Console) -> None:
+    csrf = await console.login("viewer@example.com")
+    posts = [
+        p
+        for m, p in _routes(console.app, "/console")
+        if m == "POST" and p not in ("/console/login", "/console/logout")
+    ]
+    assert len(posts) >= 6
+    for path in posts:
+        response = await console.client.post(
+            _concrete(path),
+            data={"csrf_token": csrf, "definition": "name: x", "name": "k", "scopes": "admin"},
+        )
+        assert response.status_code == 403, path
+    async with console.state.sessions() as s:
+        agent = await agents_repo.get_agent(s, agent_id="agt_1")
+    assert agent is not None
+    assert agent.definition == AGENT
+    # Looking is allowed.
+    assert (await console.client.get("/console/agents/agt_1")).status_code == 200
+
+
+async def test_a_post_without_the_csrf_token_is_refused(console: Console) -> None:
+    csrf = await console.login()
+    calls = 0
+
+    async def hang_up(reason: str) -> None:
+        nonlocal calls
+        calls += 1
+
+    console.live.add(LiveCall("live1", "file", NOW), hang_up=hang_up)
+    assert (await console.client.post("/console/live/live1/hangup")).status_code == 403
+    wrong = await console.client.post(
+        "/console/live/live1/hangup", headers={"X-CSRF-Token": csrf[:-2] + "xx"}
+    )
+    assert wrong.status_code == 403
+    assert calls == 0
+    ok = await console.client.post("/console/live/live1/hangup", headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 200
+    assert calls == 1
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+async def test_live_calls_json_lists_registered_calls_and_transfer_is_refused_for_file_calls(
+    console: Console,
+) -> None:
+    csrf = await console.login()
+    ended: list[str] = []
+
+    async def hang_up(reason: str) -> None:
+        ended.append(reason)
+        console.live.discard("live1")
+
+    console.live.add(LiveCall("live1", "file", NOW, agent="front-desk"), hang_up=hang_up, turns=lambda: 3)
+    listed = (await console.client.get("/console/live.json")).json()
+    assert [(c["call_id"], c["turns"], c["can_transfer"]) for c in listed["calls"]] == [("live1", 3, False)]
+    transfer = await console.client.post(
+        "/console/live/live1/transfer",
+        data={"target": "sip:desk@example.com"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert transfer.status_code == 409
+    assert "cannot be transferred" in transfer.json()["message"]
+    await console.client.post("/console/live/live1/hangup", headers={"X-CSRF-Token": csrf})
+    assert ended == ["console_hangup"]
+    assert (await console.client.get("/console/live.json")).json()["calls"] == []
+    gone = await console.client.post("/console/live/live1/hangup", headers={"X-CSRF-Token": csrf})
+    assert gone.status_code == 404
+
+
+async def test_history_searches_and_filters(console: Console) -> None:
+    await console.login()
+    everything = await console.client.get("/console/calls")
+    assert "/console/calls/c1" in everything.text
+    assert "/console/calls/c2" in everything.text
+    by_number = await console.client.get("/console/calls", params={"q": "5550001"})
+    assert "/console/calls/c2" in by_number.text
+    assert "/console/calls/c1" not in by_number.text
+    by_channel = await console.client.get("/console/calls", params={"channel": "webrtc"})
+    assert "/console/calls/c1" in by_channel.text
+    assert "/console/calls/c2" not in by_channel.text
+    tomorrow = (NOW + timedelta(days=1)).date().isoformat()
+    none = await console.client.get("/console/calls", params={"since": tomorrow, "q": "%_\\"})
+    assert "No calls match." in none.text
+    bad_cursor = await console.client.get("/console/calls", params={"cursor": "nonsense"})
+    assert bad_cursor.status_code == 200
+    assert "no longer valid" in bad_cursor.text
+
+
+async def test_call_detail_shows_barge_in_timeline_latency_and_plays_the_recording(console: Console) -> None:
+    await console.login()
+    page = await console.client.get("/console/calls/c1")
+    assert page.status_code == 200
+    assert 'class="turn agent barged"' in page.text
+    assert "heard 1,000 ms" in page.text
+    assert page.text.count('<rect class="bar"') == 2  # two answered turns: 400 ms and 800 ms
+    assert "#1: 400 ms" in page.text
+    assert "#2: 800 ms" in page.text
+    assert "<code>barge_in</code>" in page.text
+    assert 'src="/console/calls/c1/recording"' in page.text
+    audio = await console.client.get("/console/calls/c1/recording")
+    assert audio.status_code == 200
+    assert audio.headers["content-type"] == "audio/wav"
+    assert audio.content[:4] == b"RIFF"
+    missing = await console.client.get("/console/calls/c2/recording")
+    assert missing.status_code == 404
+    assert (await console.client.get("/console/calls/nope")).status_code == 404
+
+
+async def test_agent_edit_validates_before_saving(console: Console) -> None:
+    csrf = await console.login()
+    bad = await console.client.post(
+        "/console/agents/agt_1",
+        data={
+            "csrf_token": csrf,
+            "definition": "name: front-desk\nintents:\n  - name: hours\n    answr: x\n",
+        },
+    )
+    assert bad.status_code == 422
+    assert "intents.0.answr" in bad.text
+    assert "Not saved" in bad.text
+    not_yaml = await console.client.post(
+        "/console/agents/agt_1", data={"csrf_token": csrf, "definition": "a: [b"}
+    )
+    assert not_yaml.status_code == 422
+    assert "not valid YAML" in not_yaml.text
+    good = await console.client.post(
+        "/console/agents/agt_1",
+        data={"csrf_token": csrf, "definition": "name: front-desk\ngreeting: Hi there!\nfallback: Sorry.\n"},
+    )
+    assert good.status_code == 303
+    async with console.state.sessions() as s:
+        agent = await agents_repo.get_agent(s, agent_id="agt_1")
+    assert agent is not None
+    assert agent.definition["greeting"] == "Hi there!"
+    made = await console.client.post(
+        "/console/agents/new", data={"csrf_token": csrf, "definition": "name: sales\nfallback: Sorry.\n"}
+    )
+    assert made.status_code == 303
+    taken = await console.client.post(
+        "/console/agents/new", data={"csrf_token": csrf, "definition": "name: sales\nfallback: Sorry.\n"}
+    )
+    assert taken.status_code == 422
+    assert "already exists" in taken.text
+
+
+async def test_api_keys_are_shown_once_work_and_can_be_revoked(console: Console) -> None:
+    csrf = await console.login()
+    made = await console.client.post(
+        "/console/keys", data={"csrf_token": csrf, "name": "crm", "scopes": ["calls:read"]}
+    )
+    key = re.search(r'<pre id="new-key">([^<]+)</pre>', made.text)
+    assert key is not None
+    auth = {"Authorization": f"Bearer {key.group(1)}"}
+    assert (await console.client.get("/v1/calls", headers=auth)).status_code == 200
+    assert key.group(1) not in (await console.client.get("/console/keys")).text
+    key_id = key.group(1).split("_")[1]
+    await console.client.post(f"/console/keys/{key_id}/revoke", data={"csrf_token": csrf})
+    assert (await console.client.get("/v1/calls", headers=auth)).status_code == 401
+    no_scope = await console.client.post("/console/keys", data={"csrf_token": csrf, "name": "x"})
+    assert no_scope.status_code == 422
+    assert "at least one scope" in no_scope.text
+
+
+async def test_metrics_come_from_the_call_log(console: Console) -> None:
+    await console.login()
+    page = await console.client.get("/console/metrics")
+    assert page.status_code == 200
+    stats = re.findall(r'<span class="value">([^<]+)</span>', page.text)
+    # calls; first audio p50/p95 over 400 and 800 ms; barge-in stop 90 ms (the pause, not the flush).
+    assert stats[:5] == ["2", "600 ms", "780 ms", "90 ms", "90 ms"]
+    assert stats[5] == "1 / 0"
+    assert "<svg" in page.text
+    assert "Calls per hour" in page.text
+
+
+async def test_trunks_page_has_an_empty_state(console: Console) -> None:
+    await console.login()
+    page = await console.client.get("/console/trunks")
+    assert "No SIP trunks configured" in page.text
