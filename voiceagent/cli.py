@@ -461,6 +461,133 @@ def worker(
     asyncio.run(run_worker(settings, engine_name, reply_ms=reply_ms, e2e_preset=e2e_preset, device=device))
 
 
+@cli.command("sip-media")
+@click.option("--sip-port", type=click.IntRange(1, 65535), default=None, help="SIP port (default: sip_port).")
+@click.option("--rtp-port-range", default=None, help="RTP ports A-B (default: sip_rtp_ports).")
+@click.option(
+    "--max-calls", type=click.IntRange(1, 3), default=None, help="Calls at once (default: sip_max_calls)."
+)
+@click.option("--allow", multiple=True, help="Also accept SIP from this IP/CIDR (repeatable).")
+@click.option("--control-port", type=click.IntRange(1, 65535), default=None, help="Local HTTP control port.")
+@click.option("--engine", type=click.Choice(["cascade", "tone"]), default="cascade", show_default=True)
+@click.option("--no-log", is_flag=True, help="Do not write calls to the call log.")
+@click.pass_context
+@_friendly_errors
+def sip_media(
+    ctx: click.Context,
+    sip_port: int | None,
+    rtp_port_range: str | None,
+    max_calls: int | None,
+    allow: tuple[str, ...],
+    control_port: int | None,
+    engine: str,
+    no_log: bool,
+) -> None:
+    """One SIP media process (pjsua2, needs voiceagent[sip]): answers and places calls (docs/sip.md)."""
+    from voiceagent.bridges.sip.options import parse_port_range
+    from voiceagent.bridges.sip.process import run as run_sip_media
+
+    run_sip_media(
+        _settings(ctx),
+        sip_port=sip_port,
+        rtp_ports=parse_port_range(rtp_port_range) if rtp_port_range else None,
+        max_calls=max_calls,
+        allow=allow,
+        control_port=control_port,
+        engine="tone" if engine == "tone" else "cascade",
+        call_log=not no_log,
+    )
+
+
+# --- webhooks (begin)
+@cli.group()
+def webhooks() -> None:
+    """Signed webhooks: register endpoints, read the delivery log, resend, rotate secrets."""
+
+
+@webhooks.command("add")
+@click.argument("url")
+@click.option("--events", required=True, help="Comma-separated, e.g. call.ended,turn.completed.")
+@click.option("--agent", default=None, help="Only this agent's calls (default: every agent's).")
+@click.option("--description", default="", help="A note for the list.")
+@click.pass_context
+@_friendly_errors
+def webhooks_add(ctx: click.Context, url: str, events: str, agent: str | None, description: str) -> None:
+    """Send EVENTS to URL; prints the endpoint's signing secret (whsec_...) once."""
+    from voiceagent.webhooks.admin import add_endpoint
+
+    made = asyncio.run(
+        add_endpoint(_settings(ctx), url=url, events=events, agent=agent, description=description)
+    )
+    click.echo(made.secret)
+    click.echo(f"id {made.endpoint.id}: store the secret now, it is not shown again", err=True)
+
+
+@webhooks.command("list")
+@click.pass_context
+@_friendly_errors
+def webhooks_list(ctx: click.Context) -> None:
+    """List endpoints (ids, URLs, events, state; never secrets)."""
+    from voiceagent.webhooks.admin import endpoint_list
+
+    for ep in asyncio.run(endpoint_list(_settings(ctx))):
+        state = "enabled" if ep.enabled else f"disabled ({ep.disabled_reason})"
+        click.echo(f"{ep.id}  {ep.url}  [{','.join(ep.event_types)}]  agent={ep.agent or '*'}  {state}")
+
+
+@webhooks.command("deliveries")
+@click.option("--endpoint", "endpoint_id", default=None, help="Only this endpoint's deliveries.")
+@click.option("--status", type=click.Choice(["pending", "succeeded", "failed"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.pass_context
+@_friendly_errors
+def webhooks_deliveries(ctx: click.Context, endpoint_id: str | None, status: str | None, limit: int) -> None:
+    """The delivery log, newest first: status, attempts, response code, latency."""
+    from voiceagent.webhooks.admin import delivery_log
+
+    rows = asyncio.run(delivery_log(_settings(ctx), endpoint_id=endpoint_id, status=status, limit=limit))
+    for d in rows:
+        code = d.response_code if d.response_code is not None else "-"
+        latency = f"{d.latency_ms:.0f}ms" if d.latency_ms is not None else "-"
+        click.echo(
+            f"{d.id}  {d.endpoint_id}  {d.event_id}  {d.status}  attempts={d.attempts}  code={code}"
+            f"  {latency}  {d.last_error or ''}".rstrip()
+        )
+
+
+@webhooks.command("resend")
+@click.argument("delivery_id", type=int)
+@click.pass_context
+@_friendly_errors
+def webhooks_resend(ctx: click.Context, delivery_id: int) -> None:
+    """Send delivery DELIVERY_ID again (same webhook-id) at the dispatcher's next poll."""
+    from voiceagent.webhooks.admin import resend_delivery
+
+    if asyncio.run(resend_delivery(_settings(ctx), delivery_id=delivery_id)) is None:
+        click.echo(f"error: no webhook delivery {delivery_id}", err=True)
+        sys.exit(1)
+    click.echo(f"queued {delivery_id}")
+
+
+@webhooks.command("rotate")
+@click.argument("endpoint_id")
+@click.option("--overlap-s", type=click.FloatRange(0), default=None, help="Old secret keeps signing this long.")
+@click.pass_context
+@_friendly_errors
+def webhooks_rotate(ctx: click.Context, endpoint_id: str, overlap_s: float | None) -> None:
+    """Give ENDPOINT_ID a new secret and print it; the old one also signs during the overlap."""
+    from voiceagent.webhooks.admin import rotate_endpoint_secret
+
+    secret = asyncio.run(rotate_endpoint_secret(_settings(ctx), endpoint_id=endpoint_id, overlap_s=overlap_s))
+    if secret is None:
+        click.echo(f"error: no webhook endpoint {endpoint_id!r}", err=True)
+        sys.exit(1)
+    click.echo(secret)
+
+
+# --- webhooks (end)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="voiceagent")

@@ -17,7 +17,9 @@
     ├── ConsoleAuthError            a console login that failed, or an admin that cannot be made
     ├── LiveCallError               no such live call, or an action it does not support (transfer)
     ├── WebhookError                a webhook endpoint or delivery request that cannot be served
-    └── ToolCallError               an agent's tool call (integrator HTTP endpoint) failed or timed out
+    ├── ToolCallError               an agent's tool call (integrator HTTP endpoint) failed or timed out
+    ├── SipEdgeError                the SIP edge (Kamailio) cannot be configured, started or kept up
+    └── SipError                    a pjsua2 media process cannot start, or a SIP call cannot be made
 
 Third-party exceptions are translated where they enter (``raise ... from exc``), so callers catch
 these types and the CLI prints their message instead of a traceback.
@@ -38,6 +40,8 @@ __all__ = [
     "ModelChecksumError",
     "ModelError",
     "ModelNotFoundError",
+    "SipEdgeError",
+    "SipError",
     "NoWorkerError",
     "ProtocolError",
     "StoreError",
@@ -117,3 +121,11 @@ class WebhookError(VoiceAgentError):
 
 class ToolCallError(VoiceAgentError):
     """An agent's tool call failed: the integrator's endpoint timed out, refused or answered nonsense."""
+
+
+class SipEdgeError(VoiceAgentError):
+    """The SIP edge (Kamailio) cannot be configured, started or kept running."""
+
+
+class SipError(VoiceAgentError):
+    """The SIP media side failed: pjsua2 cannot start or a call cannot be placed, found or changed."""

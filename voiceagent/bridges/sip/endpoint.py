@@ -1,0 +1,208 @@
+"""The pjsua2 Endpoint on its own thread (DESIGN §3): every call into pjsip runs there.
+
+``uaConfig.threadCnt = 0``: pjsip starts no SIP worker threads; this thread polls
+``libHandleEvents`` and, between polls, runs the work other threads hand it with :meth:`submit`.
+So SIP callbacks (Account/Call ``on*``) also run here, one at a time. Only the media clock thread
+(the null sound device drives the conference bridge) calls into Python on its own: the audio
+port callbacks, which only copy bytes (see :mod:`voiceagent.bridges.sip.port`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
+
+from voiceagent.bridges.sip.options import PJSUA_MAX_CALLS, SipMediaOptions
+from voiceagent.errors import SipError
+
+__all__ = ["PjsipThread"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long one libHandleEvents poll may block before queued work runs.
+_POLL_MS = 10
+# Inside the media layer everything is 16 kHz; the bridge's clock runs at the same rate.
+CLOCK_RATE = 16000
+FRAME_MS = 20
+
+_CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
+
+
+class PjsipThread:
+    """Starts, owns and stops the Endpoint; ``setup(ep)`` and ``teardown()`` run on its thread."""
+
+    def __init__(
+        self,
+        options: SipMediaOptions,
+        *,
+        setup: Callable[[pj.Endpoint], None],
+        teardown: Callable[[], None],
+        every_second: Callable[[], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.endpoint: pj.Endpoint | None = None
+        self._setup = setup
+        self._teardown = teardown
+        self._every_second = every_second
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"pjsip-{options.sip_port}", daemon=True)
+
+    # ---- other threads -------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        """Start the thread and wait until SIP listens; raises SipError if pjsua2 cannot start."""
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise SipError(f"pjsua2 did not start within {timeout_s} s")
+        if self._error is not None:
+            raise SipError(
+                f"pjsua2 cannot start on port {self.options.sip_port}: {self._error}"
+            ) from self._error
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Run ``fn`` on the pjsip thread; its result or exception lands in the future."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if self._stopping.is_set():
+            future.set_exception(SipError("the SIP endpoint is stopping"))
+        else:
+            self._work.put((fn, future))
+        return future
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Await ``fn`` run on the pjsip thread; pjsua2's errors come back as SipError."""
+        try:
+            return await asyncio.wrap_future(self.submit(fn))
+        except pj.Error as exc:
+            raise SipError(f"{exc.title}: {exc.reason} ({exc.status})") from exc
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Tear down (on the thread) and destroy the library; idempotent."""
+        self._stopping.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopping.is_set()
+
+    # ---- the thread ----------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        ep = pj.Endpoint()
+        try:
+            ep.libCreate()
+            self.endpoint = ep
+            self._init(ep)
+            self._setup(ep)
+        except BaseException as exc:  # pj.Error or ours: reported to start(), never swallowed
+            self._error = exc
+            self._ready.set()
+            self._destroy(ep)
+            return
+        self._ready.set()
+        last_tick = time.monotonic()
+        while not self._stopping.is_set():
+            ep.libHandleEvents(_POLL_MS)
+            self._run_work()
+            now = time.monotonic()
+            if self._every_second is not None and now - last_tick >= 1.0:
+                last_tick = now
+                self._guard(self._every_second)
+        self._shutdown(ep)
+
+    def _init(self, ep: pj.Endpoint) -> None:
+        opt = self.options
+        cfg = pj.EpConfig()
+        cfg.uaConfig.maxCalls = PJSUA_MAX_CALLS
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.userAgent = opt.user_agent
+        cfg.logConfig.level = opt.log_level
+        cfg.logConfig.consoleLevel = opt.log_level
+        med = cfg.medConfig
+        med.clockRate = CLOCK_RATE
+        med.sndClockRate = CLOCK_RATE
+        med.audioFramePtime = FRAME_MS
+        med.ptime = FRAME_MS
+        med.noVad = True  # no silence suppression: the media layer wants every 20 ms frame
+        med.ecTailLen = 0  # echo is the media layer's business (EchoGuard)
+        ep.libInit(cfg)
+        ep.audDevManager().setNullDev()
+        for kind in (pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP):
+            tc = pj.TransportConfig()
+            tc.port = opt.sip_port
+            tc.boundAddress = opt.bind_host
+            if opt.public_host:
+                tc.publicAddress = opt.public_host
+            ep.transportCreate(kind, tc)
+        self._set_codecs(ep)
+        ep.libStart()
+
+    def _set_codecs(self, ep: pj.Endpoint) -> None:
+        wanted = [_CODEC_IDS[name.upper()] for name in self.options.codecs if name.upper() in _CODEC_IDS]
+        if not wanted:
+            raise SipError(
+                f"no usable codec in {list(self.options.codecs)}; choose from {sorted(_CODEC_IDS)}"
+            )
+        for info in ep.codecEnum2():
+            codec_id = info.codecId
+            rank = next((i for i, w in enumerate(wanted) if codec_id.startswith(w)), None)
+            ep.codecSetPriority(codec_id, 0 if rank is None else 255 - rank)
+
+    def _run_work(self) -> None:
+        while True:
+            try:
+                fn, future = self._work.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the awaiting thread
+                future.set_exception(exc)
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:
+            logger.exception("periodic SIP work failed")
+
+    def _shutdown(self, ep: pj.Endpoint) -> None:
+        self._run_work()
+        with contextlib.suppress(pj.Error):
+            ep.hangupAllCalls()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            ep.libHandleEvents(_POLL_MS)
+        self._guard(self._teardown)  # drop Call/Account/port objects before libDestroy
+        while True:
+            try:
+                _, future = self._work.get_nowait()
+            except queue.Empty:
+                break
+            future.set_exception(SipError("the SIP endpoint stopped"))
+        self._destroy(ep)
+
+    def _destroy(self, ep: pj.Endpoint) -> None:
+        try:
+            ep.libDestroy()
+        except pj.Error:
+            logger.exception("libDestroy failed")
+        self.endpoint = None

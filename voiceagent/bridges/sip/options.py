@@ -1,0 +1,99 @@
+"""What one SIP media process is told: ports, addresses, limits, codecs (no pjsua2 import here)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from voiceagent.config import Settings
+from voiceagent.errors import ConfigError
+
+__all__ = ["PJSUA_MAX_CALLS", "SipMediaOptions", "parse_port_range", "source_allowed"]
+
+# The pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4 and pjsua silently clamps
+# uaConfig.maxCalls to it (docs/sip.md, "maxCalls root cause"). One slot is kept free so that a
+# call past our limit reaches onIncomingCall and is refused with a Reason, not by pjsua's bare 486.
+PJSUA_MAX_CALLS = 4
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"20000-20999"`` -> (20000, 20999); raises ConfigError."""
+    try:
+        first, last = (int(part) for part in text.split("-", 1))
+    except ValueError as exc:
+        raise ConfigError(f"an RTP port range is written A-B, got {text!r}") from exc
+    if not 1024 <= first < last <= 65535 or last - first < 3:
+        raise ConfigError(f"RTP port range {text!r} must be 1024 <= A < B <= 65535 with room for a call")
+    return first, last
+
+
+def _networks(sources: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(s.strip(), strict=False) for s in sources if s.strip())
+    except ValueError as exc:
+        raise ConfigError(f"SIP allowed sources must be IPs or CIDRs: {exc}") from exc
+
+
+def source_allowed(address: str, networks: tuple[Network, ...]) -> bool:
+    """Is ``address`` ("ip:port", "[v6]:port" or a bare ip) inside one of ``networks``?"""
+    host = address.strip()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+@dataclass(frozen=True)
+class SipMediaOptions:
+    """One media process: SIP on ``bind_host:sip_port`` (UDP+TCP), RTP from ``rtp_ports``."""
+
+    sip_port: int
+    rtp_ports: tuple[int, int]
+    max_calls: int = 3
+    bind_host: str = "127.0.0.1"
+    public_host: str | None = None
+    allowed: tuple[Network, ...] = field(default_factory=tuple)
+    codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722")
+    rtp_timeout_s: float = 30.0
+    outbound_proxy: str | None = None
+    user_agent: str = "voiceagent"
+    log_level: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_calls <= PJSUA_MAX_CALLS - 1:
+            raise ConfigError(
+                f"max_calls must be 1..{PJSUA_MAX_CALLS - 1} per media process (the pjsua2 wheel is built"
+                f" with PJSUA_MAX_CALLS={PJSUA_MAX_CALLS}); run more processes for more calls"
+            )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sip_port: int | None = None,
+        rtp_ports: tuple[int, int] | None = None,
+        max_calls: int | None = None,
+        allow: list[str] | tuple[str, ...] = (),
+    ) -> SipMediaOptions:
+        from voiceagent.bridges.sip.trunks import load_trunks
+
+        trunk_ips = [ip for trunk in load_trunks(settings) for ip in trunk.source_ips]
+        return cls(
+            sip_port=sip_port or settings.sip_port,
+            rtp_ports=rtp_ports or parse_port_range(settings.sip_rtp_ports),
+            max_calls=max_calls or settings.sip_max_calls,
+            bind_host=settings.sip_bind_host,
+            public_host=settings.sip_public_host,
+            allowed=_networks([*settings.sip_allowed_sources, *allow, *trunk_ips]),
+            codecs=tuple(settings.sip_codecs),
+            rtp_timeout_s=settings.sip_rtp_timeout_s,
+            outbound_proxy=settings.sip_outbound_proxy,
+        )

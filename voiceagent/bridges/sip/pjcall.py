@@ -1,0 +1,221 @@
+"""pjsua2 Call and Account subclasses. They live on the pjsip thread and only report to the loop.
+
+Every callback reads what it needs from pjsua2 (``getInfo()`` into a variable first, DESIGN §3)
+and hands plain values to a :class:`CallListener` with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
+
+from voiceagent.bridges.sip.port import CallAudioPort
+
+__all__ = [
+    "CallListener",
+    "IncomingInvite",
+    "PjCall",
+    "RegistrationStatus",
+    "ServiceAccount",
+    "TrunkAccount",
+    "reason_header",
+]
+
+logger = logging.getLogger(__name__)
+
+_STATES = {
+    pj.PJSIP_INV_STATE_CALLING: "calling",
+    pj.PJSIP_INV_STATE_INCOMING: "incoming",
+    pj.PJSIP_INV_STATE_EARLY: "early",
+    pj.PJSIP_INV_STATE_CONNECTING: "connecting",
+    pj.PJSIP_INV_STATE_CONFIRMED: "confirmed",
+    pj.PJSIP_INV_STATE_DISCONNECTED: "disconnected",
+}
+_MEDIA = {
+    pj.PJSUA_CALL_MEDIA_NONE: "none",
+    pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+    pj.PJSUA_CALL_MEDIA_ERROR: "error",
+}
+
+
+def reason_header(code: int, text: str) -> pj.SipHeader:
+    """``Reason: SIP;cause=<code>;text="<text>"`` (RFC 3326)."""
+    header = pj.SipHeader()
+    header.hName = "Reason"
+    header.hValue = f'SIP;cause={code};text="{text}"'
+    return header
+
+
+class CallListener(Protocol):
+    """The loop-side half of a call; every method runs on the event loop."""
+
+    def on_state(self, state: str, code: int, reason: str) -> None: ...
+    def on_media(self, status: str) -> None: ...
+    def on_dtmf(self, digit: str, method: str) -> None: ...
+    def on_transfer_status(self, code: int, reason: str, final: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class IncomingInvite:
+    """What the loop learns of an INVITE it may answer."""
+
+    pj_call_id: int
+    source: str
+    from_uri: str
+    to_uri: str
+    request_uri_user: str
+    agent_header: str | None
+    trunk_header: str | None
+
+
+@dataclass
+class RegistrationStatus:
+    """A registering trunk as last heard (``code`` 200 means registered)."""
+
+    trunk: str
+    registered: bool = False
+    code: int = 0
+    reason: str = ""
+    expires_s: int = 0
+    failures: int = 0
+
+
+class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
+    """One SIP dialog with its audio port; the listener is attached once the loop side exists."""
+
+    def __init__(
+        self,
+        account: pj.Account,
+        loop: asyncio.AbstractEventLoop,
+        call_id: int = pj.PJSUA_INVALID_ID,
+        *,
+        on_gone: Callable[[PjCall], None],
+    ) -> None:
+        super().__init__(account, call_id)
+        self.loop = loop
+        self.listener: CallListener | None = None
+        self.port: CallAudioPort | None = None
+        self.rx_packets = 0
+        self.rx_idle_s = 0.0
+        self._on_gone = on_gone
+        self._connected_slot: int | None = None
+
+    def _post(self, fn: Callable[..., None], *args: object) -> None:
+        if self.listener is not None:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
+        info = self.getInfo()
+        state = _STATES.get(info.state, str(info.state))
+        code, reason = int(info.lastStatusCode), str(info.lastReason)
+        if self.listener is not None:
+            self._post(self.listener.on_state, state, code, reason)
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            if self.port is not None:
+                self.port.close()
+            # Not deleted inside its own callback: the owner drops it on the next pass.
+            self._on_gone(self)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        info = self.getInfo()
+        status = "none"
+        for media in info.media:
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            status = _MEDIA.get(media.status, "none")
+            if media.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
+                self._connect(media.index, media.audioConfSlot)
+            break
+        if self.listener is not None:
+            self._post(self.listener.on_media, status)
+
+    def _connect(self, index: int, slot: int) -> None:
+        if self.port is None or self._connected_slot == slot:
+            return
+        audio = self.getAudioMedia(index)
+        audio.startTransmit(self.port)
+        self.port.startTransmit(audio)
+        self._connected_slot = slot
+
+    def connect_to(self, other: PjCall) -> None:
+        """Bridge this call's audio straight to ``other`` (transfer fallback); the agent drops out."""
+        mine, theirs = self.getAudioMedia(-1), other.getAudioMedia(-1)
+        if self.port is not None:
+            mine.stopTransmit(self.port)
+            self.port.stopTransmit(mine)
+        mine.startTransmit(theirs)
+        theirs.startTransmit(mine)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
+        if self.listener is not None:
+            self._post(self.listener.on_dtmf, str(prm.digit), method)
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        if self.listener is not None:
+            self._post(
+                self.listener.on_transfer_status, int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
+            )
+        prm.cont = not prm.finalNotify
+
+    def poll_rtp(self) -> None:
+        """Once a second on the pjsip thread: count RTP packets received, for the inactivity timeout."""
+        try:
+            stat = self.getStreamStat(0)
+        except pj.Error:
+            return
+        packets = int(stat.rtcp.rxStat.pkt)
+        if packets == self.rx_packets:
+            self.rx_idle_s += 1.0
+        else:
+            self.rx_packets, self.rx_idle_s = packets, 0.0
+
+
+class ServiceAccount(pj.Account):  # type: ignore[misc]
+    """The local account every INVITE to this process lands on; ``on_invite`` decides."""
+
+    def __init__(self, on_invite: Callable[[pj.OnIncomingCallParam], None]) -> None:
+        super().__init__()
+        self._on_invite = on_invite
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+        self._on_invite(prm)
+
+
+class TrunkAccount(pj.Account):  # type: ignore[misc]
+    """A registering trunk; pjsua re-registers before expiry and retries after failures."""
+
+    def __init__(
+        self,
+        status: RegistrationStatus,
+        loop: asyncio.AbstractEventLoop,
+        on_change: Callable[[RegistrationStatus], None],
+        on_invite: Callable[[pj.OnIncomingCallParam], None],
+    ) -> None:
+        super().__init__()
+        self.status = status
+        self._loop = loop
+        self._on_change = on_change
+        self._on_invite = on_invite
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
+        info = self.getInfo()
+        code = int(prm.code)
+        self.status.code = code
+        self.status.reason = str(prm.reason)
+        self.status.registered = bool(info.regIsActive) and code // 100 == 2
+        self.status.expires_s = int(info.regExpiresSec) if self.status.registered else 0
+        if not self.status.registered:
+            self.status.failures += 1
+        snapshot = RegistrationStatus(**vars(self.status))
+        self._loop.call_soon_threadsafe(self._on_change, snapshot)
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+        self._on_invite(prm)

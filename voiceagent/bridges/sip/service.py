@@ -1,0 +1,493 @@
+"""SipMediaService: a pjsua2 endpoint that answers and places calls for the agent, one process.
+
+Methods named ``_pj_*`` run on the pjsip thread (:class:`PjsipThread`); everything else on the
+event loop. Admission is counted on the pjsip thread, where INVITEs arrive, so a burst cannot
+overshoot it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
+
+from voiceagent.agents.definition import BargeInPolicy
+from voiceagent.audio import SAMPLE_RATE, SileroVad
+from voiceagent.bridges.sip.endpoint import PjsipThread
+from voiceagent.bridges.sip.leg import CallDetails, SipCallLeg
+from voiceagent.bridges.sip.options import SipMediaOptions, source_allowed
+from voiceagent.bridges.sip.pjcall import (
+    IncomingInvite,
+    PjCall,
+    RegistrationStatus,
+    ServiceAccount,
+    TrunkAccount,
+    reason_header,
+)
+from voiceagent.bridges.sip.port import CallAudioPort
+from voiceagent.bridges.sip.trunks import SipTrunk, agent_for_number
+from voiceagent.calllog import CallLogSink
+from voiceagent.config import Settings
+from voiceagent.engines.base import SpeechEngine, SpeechSession
+from voiceagent.engines.events import SessionConfig
+from voiceagent.errors import SipError
+from voiceagent.media.session import CallSession
+from voiceagent.store.writer import CallLogWriter
+
+__all__ = ["SipMediaService"]
+
+logger = logging.getLogger(__name__)
+
+VadFactory = Callable[[], SileroVad]
+_RETRY_AFTER_S = 5
+
+
+class SipMediaService:
+    """Answers INVITEs from allowed sources with the agent; places calls; owns every live call."""
+
+    def __init__(
+        self,
+        engine: SpeechEngine,
+        settings: Settings,
+        options: SipMediaOptions,
+        *,
+        vad_factory: VadFactory = SileroVad.packaged,
+        barge_in: BargeInPolicy | None = None,
+        call_log: CallLogWriter | None = None,
+        trunks: list[SipTrunk] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.options = options
+        self.trunks = {t.name: t for t in trunks or []}
+        self.registrations: dict[str, RegistrationStatus] = {}
+        self._vad_factory = vad_factory
+        self._barge_in = barge_in
+        self._call_log = call_log
+        self._legs: dict[str, SipCallLeg] = {}
+        self._closers: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: PjsipThread | None = None
+        self._closing = False
+        self.refused: dict[int, int] = {}
+        # pjsip-thread state
+        self._account: ServiceAccount | None = None
+        self._trunk_accounts: dict[str, TrunkAccount] = {}
+        self._pj_calls: set[PjCall] = set()
+        self._admitted: set[PjCall] = set()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start pjsua2 and listen; raises SipError (port taken, bad address...)."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = PjsipThread(
+            self.options, setup=self._pj_setup, teardown=self._pj_teardown, every_second=self._pj_every_second
+        )
+        await asyncio.to_thread(self._thread.start)
+        logger.info("SIP media listening on %s:%d", self.options.bind_host, self.options.sip_port)
+
+    async def aclose(self) -> None:
+        """Hang up every call, close every session, stop pjsua2."""
+        self._closing = True
+        legs, self._legs = list(self._legs.values()), {}
+        for leg in legs:
+            await self._hangup_pj(leg, 503, "shutting down")
+        await asyncio.gather(*(leg.aclose("shutdown") for leg in legs), return_exceptions=True)
+        while self._closers:
+            await asyncio.gather(*list(self._closers), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.stop)
+
+    @property
+    def calls(self) -> Mapping[str, SipCallLeg]:
+        return self._legs
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "live_calls": len(self._legs),
+            "max_calls": self.options.max_calls,
+            "sip_port": self.options.sip_port,
+            "refused": dict(self.refused),
+            "registrations": {name: vars(status) for name, status in self.registrations.items()},
+        }
+
+    # ---- pjsip thread: setup, INVITEs, housekeeping -------------------------------------------
+
+    def _pj_setup(self, ep: pj.Endpoint) -> None:
+        opt = self.options
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:agent@{opt.public_host or opt.bind_host}:{opt.sip_port}"
+        self._media_config(cfg)
+        self._account = ServiceAccount(self._pj_on_invite)
+        self._account.create(cfg, True)
+        for trunk in self.trunks.values():
+            if trunk.registers:
+                self._pj_add_trunk(trunk)
+
+    def _media_config(self, cfg: pj.AccountConfig) -> None:
+        opt = self.options
+        tc = cfg.mediaConfig.transportConfig
+        tc.port = opt.rtp_ports[0]
+        tc.portRange = opt.rtp_ports[1] - opt.rtp_ports[0]
+        tc.boundAddress = opt.bind_host
+        if opt.public_host:
+            tc.publicAddress = opt.public_host
+        if opt.outbound_proxy:
+            cfg.sipConfig.proxies.append(opt.outbound_proxy)
+
+    def _pj_add_trunk(self, trunk: SipTrunk) -> None:
+        assert self._loop is not None
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:{trunk.username}@{trunk.host}"
+        cfg.regConfig.registrarUri = trunk.uri
+        cfg.regConfig.timeoutSec = trunk.expires_s
+        cfg.regConfig.retryIntervalSec = trunk.retry_s
+        cfg.regConfig.firstRetryIntervalSec = trunk.retry_s
+        cfg.regConfig.randomRetryIntervalSec = max(1, trunk.retry_s // 3)  # spread retries of many trunks
+        cred = pj.AuthCredInfo("digest", trunk.realm, trunk.username or "", 0, trunk.password or "")
+        cfg.sipConfig.authCreds.append(cred)
+        self._media_config(cfg)
+        status = RegistrationStatus(trunk=trunk.name)
+        self.registrations[trunk.name] = status
+        account = TrunkAccount(status, self._loop, self._on_registration, self._pj_on_invite)
+        account.create(cfg, True)
+        self._trunk_accounts[trunk.name] = account
+
+    def _pj_teardown(self) -> None:
+        self._admitted.clear()
+        for call in self._pj_calls:
+            call.port = None
+        self._pj_calls.clear()
+        for account in self._trunk_accounts.values():
+            account.shutdown()
+        self._trunk_accounts.clear()
+        if self._account is not None:
+            self._account.shutdown()
+            self._account = None
+
+    def _pj_every_second(self) -> None:
+        timeout_s = self.options.rtp_timeout_s
+        for call in list(self._admitted):
+            if call.listener is None or not call.isActive():
+                continue
+            call.poll_rtp()
+            if call.rx_idle_s >= timeout_s:
+                logger.info("no RTP for %.0f s: hanging up", call.rx_idle_s)
+                call.rx_idle_s = -1e9  # once
+                self._pj_hangup(call, 408, "RTP timeout")
+
+    def _pj_gone(self, call: PjCall) -> None:
+        # Called from the call's own DISCONNECTED callback: drop it on the next pass, not inside it.
+        assert self._thread is not None
+        self._admitted.discard(call)
+
+        def drop() -> None:
+            self._pj_calls.discard(call)
+
+        self._thread.submit(drop)
+
+    def _pj_refuse(self, call: PjCall, code: int, text: str, *, retry: bool = False) -> None:
+        op = pj.CallOpParam()
+        op.statusCode = code
+        op.txOption.headers.append(reason_header(code, text))
+        if retry:
+            header = pj.SipHeader()
+            header.hName, header.hValue = "Retry-After", str(_RETRY_AFTER_S)
+            op.txOption.headers.append(header)
+        call.answer(op)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._count_refusal, code)
+
+    def _count_refusal(self, code: int) -> None:
+        self.refused[code] = self.refused.get(code, 0) + 1
+
+    def _pj_on_invite(self, prm: pj.OnIncomingCallParam) -> None:
+        assert self._account is not None
+        assert self._loop is not None
+        rdata = prm.rdata
+        source = str(rdata.srcAddress)
+        call = PjCall(self._account, self._loop, prm.callId, on_gone=self._pj_gone)
+        self._pj_calls.add(call)
+        if not source_allowed(source, self.options.allowed):
+            logger.warning("INVITE from %s refused: source not allowed", source)
+            self._pj_refuse(call, 403, "source not allowed")
+            return
+        if self._closing or len(self._admitted) >= self.options.max_calls:
+            self._pj_refuse(call, 503, "call limit reached", retry=True)
+            return
+        info = call.getInfo()
+        message = str(rdata.wholeMsg)
+        invite = IncomingInvite(
+            pj_call_id=int(prm.callId),
+            source=source,
+            from_uri=str(info.remoteUri),
+            to_uri=str(info.localUri),
+            request_uri_user=_request_uri_user(message),
+            agent_header=_header(message, "X-VoiceAgent-Agent"),
+            trunk_header=_header(message, "X-VoiceAgent-Trunk"),
+        )
+        port = CallAudioPort(self._loop)
+        port.create(f"call{prm.callId}")
+        call.port = port
+        self._admitted.add(call)
+        op = pj.CallOpParam()
+        op.statusCode = 180
+        call.answer(op)
+        self._loop.call_soon_threadsafe(self._on_invite, call, port, invite)
+
+    def _pj_answer(self, call: PjCall, code: int, text: str = "") -> None:
+        if not call.isActive():
+            raise SipError("the caller hung up before we answered")
+        op = pj.CallOpParam()
+        op.statusCode = code
+        if code >= 300:
+            op.txOption.headers.append(reason_header(code, text))
+        call.answer(op)
+
+    def _pj_hangup(self, call: PjCall, code: int, text: str) -> None:
+        if not call.isActive():
+            return
+        op = pj.CallOpParam()
+        op.statusCode = code
+        op.reason = text
+        op.txOption.headers.append(reason_header(code, text))
+        call.hangup(op)
+
+    # ---- loop: answering -----------------------------------------------------------------------
+
+    def _on_invite(self, call: PjCall, port: CallAudioPort, invite: IncomingInvite) -> None:
+        number = invite.request_uri_user
+        agent = invite.agent_header or agent_for_number(list(self.trunks.values()), number)
+        details = CallDetails(
+            "inbound", invite.from_uri, invite.to_uri, agent=agent, trunk=invite.trunk_header
+        )
+        task = asyncio.create_task(self._answer(call, port, details), name=f"sip-answer-{invite.pj_call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, call: PjCall, port: CallAudioPort, details: CallDetails) -> None:
+        leg = self._new_leg(call, port, details)
+        assert self._thread is not None
+        try:
+            session = await self._open_session(leg)
+            await self._thread.run(lambda: self._pj_answer(call, 200))
+        except BaseException as exc:
+            logger.warning("cannot answer a SIP call: %s", exc, extra={"call_id": leg.call_id})
+            self._legs.pop(leg.call_id, None)
+            await leg.aclose("setup_failed")
+            await self._release(leg)
+            if self._thread.alive:
+                await self._thread.run(lambda: self._pj_answer(call, 500, "agent unavailable"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        await leg.start(session)
+        if leg.state == "disconnected":
+            leg.request_end("remote_hangup")
+
+    def _new_leg(self, call: PjCall, port: CallAudioPort, details: CallDetails) -> SipCallLeg:
+        call_id = f"call_{uuid.uuid4().hex[:20]}"
+        sink = CallLogSink(self._call_log, call_id) if self._call_log is not None else None
+        leg = SipCallLeg(call_id, call, port, details, end=self._end, call_log=sink)
+        port.wake = leg.tick
+        call.listener = leg
+        self._legs[call_id] = leg
+        return leg
+
+    async def _open_session(self, leg: SipCallLeg) -> CallSession:
+        vad = await asyncio.to_thread(self._vad_factory)
+        engine_session: SpeechSession = await self.engine.open_session(
+            SessionConfig(SAMPLE_RATE, SAMPLE_RATE)
+        )
+        leg.engine_session = engine_session
+        leg.session = CallSession(
+            call_id=leg.call_id,
+            engine=engine_session,
+            vad=vad,
+            settings=self.settings,
+            barge_in=self._barge_in,
+            transcriber=getattr(self.engine, "transcribe", None),
+            on_event=leg.on_timeline_event,
+        )
+        return leg.session
+
+    # ---- loop: ending --------------------------------------------------------------------------
+
+    def _end(self, leg: SipCallLeg, reason: str) -> None:
+        if self._legs.get(leg.call_id) is not leg:
+            return
+        del self._legs[leg.call_id]
+        task = asyncio.create_task(self._close_leg(leg, reason), name=f"{leg.call_id}:close")
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_leg(self, leg: SipCallLeg, reason: str) -> None:
+        if leg.bridge is not None:
+            await leg.bridge.hang_up()
+        if leg.state != "disconnected":
+            await self._hangup_pj(leg, 200, "agent hung up")
+        await leg.aclose(reason)
+        await self._release(leg)
+
+    async def _hangup_pj(self, leg: SipCallLeg, code: int, text: str) -> None:
+        if self._thread is None or not self._thread.alive:
+            return
+        call = leg.pj_call
+        try:
+            await self._thread.run(lambda: self._pj_hangup(call, code, text))
+        except SipError as exc:
+            logger.info("hang-up failed: %s", exc, extra={"call_id": leg.call_id})
+
+    async def _release(self, leg: SipCallLeg) -> None:
+        """Hand the leg's pjsua2 objects to the pjsip thread, so they are destroyed there."""
+        objects = leg.detach()
+        if self._thread is not None and self._thread.alive:
+            self._thread.submit(objects.clear)
+
+    async def hang_up(self, call_id: str, reason: str = "hangup") -> None:
+        """End a live call now (BYE); raises SipError if there is no such call."""
+        leg = self._legs.get(call_id)
+        if leg is None:
+            raise SipError(f"no live SIP call {call_id!r}")
+        leg.request_end(reason)
+
+    # ---- loop: placing calls, DTMF, transfer ----------------------------------------------------
+
+    async def place_call(self, to: str, *, trunk: str | None = None, agent: str | None = None) -> str:
+        """Call ``to`` (a number on ``trunk``, or a sip: URI) with the agent; returns the call id.
+
+        Returns once the INVITE is sent; the media layer starts when the far end answers.
+        Raises SipError: unknown trunk, bad target, call limit, pjsua2 refusing the call.
+        """
+        if self._closing:
+            raise SipError("the SIP media service is shutting down")
+        if trunk is not None and trunk not in self.trunks:
+            raise SipError(f"no trunk named {trunk!r}; configured: {sorted(self.trunks)}")
+        uri = self.trunks[trunk].target(to) if trunk is not None else to
+        if not uri.startswith(("sip:", "sips:")) or "@" not in uri:
+            raise SipError(f"call target must be a sip: URI (or a number with a trunk), got {to!r}")
+        call, port = await self.thread.run(lambda: self._pj_new_outbound(trunk))
+        assert port is not None
+        local = f"sip:agent@{self.options.public_host or self.options.bind_host}:{self.options.sip_port}"
+        leg = self._new_leg(call, port, CallDetails("outbound", local, uri, agent=agent, trunk=trunk))
+        try:
+            session = await self._open_session(leg)
+            leg.on_confirmed = lambda: self._spawn(leg.start(session), f"{leg.call_id}:start")
+            await self.thread.run(lambda: call.makeCall(uri, pj.CallOpParam(True)))
+        except BaseException:
+            self._legs.pop(leg.call_id, None)
+            await leg.aclose("setup_failed")
+            await self._release(leg)
+            await self.thread.run(lambda: self._pj_forget(call))
+            raise
+        logger.info("calling %s", uri, extra={"call_id": leg.call_id})
+        return leg.call_id
+
+    def _pj_new_outbound(
+        self, trunk: str | None, *, with_port: bool = True
+    ) -> tuple[PjCall, CallAudioPort | None]:
+        assert self._loop is not None
+        assert self._account is not None
+        if len(self._admitted) >= self.options.max_calls:
+            raise SipError(f"all {self.options.max_calls} call slots of this media process are in use")
+        account = self._trunk_accounts.get(trunk, self._account) if trunk is not None else self._account
+        call = PjCall(account, self._loop, on_gone=self._pj_gone)
+        port = None
+        if with_port:
+            port = CallAudioPort(self._loop)
+            port.create(f"out{id(call) & 0xFFFF}")
+            call.port = port
+        self._pj_calls.add(call)
+        self._admitted.add(call)
+        return call, port
+
+    def _pj_forget(self, call: PjCall) -> None:
+        self._admitted.discard(call)
+        self._pj_calls.discard(call)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _leg(self, call_id: str) -> SipCallLeg:
+        leg = self._legs.get(call_id)
+        if leg is None:
+            raise SipError(f"no live SIP call {call_id!r}")
+        return leg
+
+    async def send_dtmf(self, call_id: str, digits: str, *, method: str = "rfc4733") -> None:
+        """Send DTMF to the caller: RFC 4733 events in the RTP stream, or SIP INFO (dtmf-relay)."""
+        if not digits or any(d not in "0123456789*#ABCDabcd" for d in digits):
+            raise SipError(f"DTMF digits are 0-9 * # A-D, got {digits!r}")
+        if method not in ("rfc4733", "info"):
+            raise SipError(f"DTMF method is rfc4733 or info, got {method!r}")
+        call = self._leg(call_id).pj_call
+        param = pj.CallSendDtmfParam()
+        param.digits = digits
+        param.method = pj.PJSUA_DTMF_METHOD_RFC2833 if method == "rfc4733" else pj.PJSUA_DTMF_METHOD_SIP_INFO
+        await self.thread.run(lambda: call.sendDtmf(param))
+
+    async def transfer(self, call_id: str, to: str) -> None:
+        """Blind transfer by REFER; if the far end refuses REFER, the agent calls ``to`` itself and
+        bridges the two calls (the agent leaves the audio path)."""
+        leg = self._leg(call_id)
+        if not to.startswith(("sip:", "sips:")):
+            trunk = self.trunks.get(leg.details.trunk or "")
+            if trunk is None:
+                raise SipError(f"transfer target must be a sip: URI, got {to!r}")
+            to = trunk.target(to)
+        call = leg.pj_call
+        leg.on_transfer_final = lambda code, reason: self._on_transfer_final(leg, to, code)
+        try:
+            await self.thread.run(lambda: call.xfer(to, pj.CallOpParam(True)))
+        except SipError as exc:
+            logger.info("REFER failed (%s): bridging instead", exc, extra={"call_id": call_id})
+            await self._bridge_transfer(leg, to)
+
+    def _on_transfer_final(self, leg: SipCallLeg, to: str, code: int) -> None:
+        if 200 <= code < 300:
+            leg.request_end("transferred")
+        else:
+            self._spawn(self._bridge_transfer(leg, to), f"{leg.call_id}:bridge")
+
+    async def _bridge_transfer(self, leg: SipCallLeg, to: str) -> None:
+        from voiceagent.bridges.sip.bridge import TransferBridge
+
+        await TransferBridge(self, leg, to).start()
+
+    def _on_registration(self, status: RegistrationStatus) -> None:
+        self.registrations[status.trunk] = status
+        logger.info("trunk %s registration: %d %s", status.trunk, status.code, status.reason)
+
+    @property
+    def thread(self) -> PjsipThread:
+        if self._thread is None:
+            raise SipError("the SIP media service is not started")
+        return self._thread
+
+
+def _header(message: str, name: str) -> str | None:
+    prefix = name.lower() + ":"
+    for line in message.split("\r\n\r\n", 1)[0].split("\r\n"):
+        if line.lower().startswith(prefix):
+            return line.split(":", 1)[1].strip() or None
+    return None
+
+
+def _request_uri_user(message: str) -> str:
+    """The user part of the Request-URI: the called number (DID) after any proxy."""
+    first = message.split("\r\n", 1)[0]
+    parts = first.split(" ")
+    if len(parts) < 2 or "@" not in parts[1]:
+        return ""
+    return parts[1].split(":", 1)[-1].split("@", 1)[0]
