@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shlex
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,3 +284,71 @@ def test_torch_only_in_the_worker_and_pinned_like_the_e2e_extra() -> None:
     assert "--index-url" in torch_install
     extras_install = next(r for r in runs if '".[e2e]"' in r)
     assert runs.index(torch_install) < runs.index(extras_install), "torch's build is chosen before the extra"
+
+
+def _final_env(dockerfile: Dockerfile) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction in dockerfile.final().all("ENV"):
+        env.update(re.findall(r"\b(\w+)=(\S+)", instruction.args))
+    return env
+
+
+def test_migrations_run_from_where_the_media_image_puts_them(tmp_path: Path) -> None:
+    dockerfile = parse_dockerfile(DOCKER / "Dockerfile.media")
+    env = _final_env(dockerfile)
+    # Lay the files out as the image's COPY lines do, away from the source checkout.
+    for copy in dockerfile.final().all("COPY"):
+        words = shlex.split(copy.args)
+        if any(w.startswith("--from=") for w in words):
+            continue
+        source, target = words[-2], tmp_path / words[-1].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / source, target)
+    ini = tmp_path / env["VOICEAGENT_ALEMBIC_INI"].lstrip("/")
+    assert ini.is_file()
+    database = tmp_path / "calls.db"
+    result = CliRunner().invoke(
+        cli,
+        ["migrate"],
+        env={
+            "VOICEAGENT_ALEMBIC_INI": str(ini),
+            "VOICEAGENT_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        },
+    )
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"alembic_version", "calls"} <= tables
+
+
+def test_worker_command_passes_its_healthcheck_and_drains_on_sigterm() -> None:
+    dockerfile = parse_dockerfile(DOCKER / "Dockerfile.worker")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEAGENT_")}
+    image_env = _final_env(dockerfile)
+    # The image's PATH with this checkout's venv standing in for /opt/venv.
+    assert image_env.pop("PATH") == "/opt/venv/bin:$PATH"
+    env.update(image_env)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(VOICEAGENT_WORKER_HOST="127.0.0.1", VOICEAGENT_WORKER_PORT="0")  # no fixed ports in tests
+    # The image's ENTRYPOINT + CMD, with the light engine instead of loading models.
+    argv = [*dockerfile.exec_form("ENTRYPOINT"), *dockerfile.exec_form("CMD"), "--engine", "scripted"]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        listening = json.loads(process.stdout.readline())
+        assert listening["event"] == "listening"
+        check = json.loads(dockerfile.final().all("HEALTHCHECK")[0].args.split(" CMD ", 1)[1])
+        probe_env = {**env, "VOICEAGENT_WORKER_PORT": str(listening["port"])}
+        probe = subprocess.run(check, env=probe_env, capture_output=True, timeout=30, check=False)
+        assert probe.returncode == 0, probe.stderr
+        process.send_signal(signal.SIGTERM)  # what STOPSIGNAL and the kubelet send
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert json.loads(out.splitlines()[-1]) == {"event": "drained", "active": 0}
