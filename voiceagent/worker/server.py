@@ -58,6 +58,7 @@ class WorkerServer:
         heartbeat_s: float = 1.0,
         url: str | None = None,
         default_sample_rate: int = 24000,
+        close_engine: bool = True,
     ) -> None:
         self.engine = engine
         self.capacity = capacity
@@ -66,6 +67,7 @@ class WorkerServer:
         self.draining = False
         self.url = url
         self._token = token
+        self._close_engine = close_engine
         self._registry = registry
         self._heartbeat_s = heartbeat_s
         self._default = WireSession(SessionConfig(default_sample_rate, default_sample_rate))
@@ -120,7 +122,7 @@ class WorkerServer:
         return True
 
     async def aclose(self) -> None:
-        """Stop heartbeats, leave the registry, close every connection and the engine."""
+        """Stop heartbeats, leave the registry, close every connection and (if it owns it) the engine."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
@@ -131,7 +133,8 @@ class WorkerServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        await self.engine.aclose()
+        if self._close_engine:
+            await self.engine.aclose()
 
     # ---- registry ---------------------------------------------------------------------------------
 
