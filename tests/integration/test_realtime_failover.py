@@ -97,11 +97,14 @@ async def test_a_call_survives_its_worker_dying_mid_reply(prefix: str) -> None:
         second = await _turn(session, kill=host)
         created = [e for e in second if isinstance(e, ResponseCreated)]
         done = second[-1]
-        assert isinstance(done, ResponseDone) and done.status == "completed"
-        assert len(created) == 1 and done.response_id == created[0].response_id
+        assert isinstance(done, ResponseDone)
+        assert done.status == "completed"
+        assert len(created) == 1
+        assert done.response_id == created[0].response_id
         assert len(_audio(second)) == 2 * 16000 * REPLY_MS // 1000  # nothing lost, nothing twice
         assert _text(second) == "Reply number 2."  # the other worker knew reply 1: memory restored
-        assert session.failovers == 1 and len(set(session.workers)) == 2
+        assert session.failovers == 1
+        assert len(set(session.workers)) == 2
         assert {e.item_id for e in second if isinstance(e, ResponseOutputAudioDelta)} == {done.output[0].id}
 
         third = await _turn(session)
@@ -110,7 +113,8 @@ async def test_a_call_survives_its_worker_dying_mid_reply(prefix: str) -> None:
         other = workers[session.workers[-1]]
         failed = await _turn(session, kill=other)
         assert any(isinstance(e, EngineErrorEvent) and e.code == "worker_unavailable" for e in failed)
-        assert isinstance(failed[-1], ResponseDone) and failed[-1].status == "failed"
+        assert isinstance(failed[-1], ResponseDone)
+        assert failed[-1].status == "failed"
         with pytest.raises(EngineError):
             await session.send(ResponseCreate())
         await session.aclose()

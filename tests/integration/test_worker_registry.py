@@ -1,6 +1,7 @@
 """The worker registry on the real Redis: placement is atomic, skips dead/draining/full workers."""
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -33,10 +34,8 @@ async def test_concurrent_placements_never_oversubscribe(prefix: str) -> None:
     async def place_many(registry: WorkerRegistry) -> list[str]:
         won: list[str] = []
         for _ in range(3):
-            try:
+            with contextlib.suppress(NoWorkerError):
                 won.append((await registry.place()).worker_id)
-            except NoWorkerError:
-                pass
         return won
 
     results = await asyncio.gather(*(place_many(r) for r in media))

@@ -113,7 +113,8 @@ def test_beta_session_formats_are_understood() -> None:
     assert (wire.input_format, wire.output_format) == ("pcmu", "pcma")
     assert (wire.config.input_sample_rate, wire.config.output_sample_rate) == (8000, 8000)
     pcm = parse_session({"input_audio_format": "pcm16"}, wire)
-    assert pcm.input_format == "pcm16" and pcm.config.input_sample_rate == 24000
+    assert pcm.input_format == "pcm16"
+    assert pcm.config.input_sample_rate == 24000
     assert pcm.output_format == "pcma"  # a partial update keeps the rest
 
 
@@ -151,6 +152,8 @@ def test_bad_client_messages_raise_protocol_error(message: str) -> None:
 
 def test_bad_server_messages_raise_protocol_error() -> None:
     with pytest.raises(ProtocolError):
-        decode_server('{"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": 5}')
+        decode_server(
+            '{"type": "response.output_audio.delta", "response_id": "r", "item_id": "i", "delta": 5}'
+        )
     with pytest.raises(ProtocolError):
         decode_server('{"type": "response.created", "response": "r"}')
