@@ -5,9 +5,11 @@ center needs: GPUs, L20 nodes, host networking for RTP, probes on real routes, d
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -299,3 +301,25 @@ def worker_metric_names(served: tuple[dict[str, set[str]], str, bool]) -> set[st
 def test_worker_readiness_fails_while_draining(served: tuple[dict[str, set[str]], str, bool]) -> None:
     # What the readiness probe relies on to take a draining worker out of the Service.
     assert served[2] is True
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"worker": {"replica": 3}}, "replica"),
+        ({"worker": {"gpu": {"count": "one"}}}, "/worker/gpu/count"),
+        ({"config": {"REDIS_URL": "redis://r"}}, "REDIS_URL"),
+        ({"media": {"port": 70000}}, "/media/port"),
+    ],
+)
+def test_values_schema_rejects_typos_and_bad_types(values: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=where):
+        render(values)
+
+
+def test_values_schema_knows_the_worker_engines() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    engines = schema["properties"]["worker"]["properties"]["engine"]["enum"]
+    (option,) = [p for p in cli.commands["worker"].params if p.name == "engine_name"]
+    assert isinstance(option.type, click.Choice)
+    assert engines == list(option.type.choices)
