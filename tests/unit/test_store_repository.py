@@ -80,9 +80,15 @@ async def test_a_whole_call_is_written_once_however_often_it_is_replayed(
     assert [t.audio_end_ms for t in call.turns] == [950.0]
     assert [e.seq for e in call.events] == [0, 1, 2, 3, 4]
     assert [r.leg for r in call.recordings] == ["both"]
-    assert [o.event_type for o in outbox] == ["call.started", "turn.completed", "call.ended"]
+    assert [o.event_type for o in outbox] == [
+        "call.started",
+        "turn.completed",
+        "recording.ready",
+        "call.ended",
+    ]
     assert outbox[1].payload["text"] == "How can I help?"
-    assert outbox[2].payload["ended_at"] == ended.ended_at.isoformat()
+    assert outbox[2].payload["uri"] == "file:///r.wav"
+    assert outbox[3].payload["ended_at"] == ended.ended_at.isoformat()
     assert all(o.delivered_at is None and o.attempts == 0 for o in outbox)
 
 

@@ -138,11 +138,39 @@ async def add_events(
     if call_id is not None and any(e.call_id != call_id for e in events):
         raise ValueError(f"add_events(call_id={call_id!r}) got events of another call")
     await _insert_many(session, CallEventRow, [_values(e) for e in events])
+    outbox = [row for e in events if (row := _event_outbox_row(e)) is not None]
+    await _insert_many(session, WebhookOutbox, outbox)
+
+
+def _event_outbox_row(event: EventRecord) -> dict[str, Any] | None:
+    """The webhook a timeline event stands for, if any (answer, transfer, DTMF), else None."""
+    kind, data = event.kind, event.data
+    if kind == "dtmf":
+        event_type, event_id = "dtmf.received", f"dtmf.received:{event.call_id}:{event.seq}"
+    elif kind == "call_started" or (kind == "sip_state" and data.get("state") == "confirmed"):
+        # Media starts flowing when a call is answered; the first such event wins (one per call).
+        event_type, event_id = "call.answered", f"call.answered:{event.call_id}"
+    elif kind == "call_transferred" or (
+        kind == "transfer_status" and data.get("final") and 200 <= int(data.get("code") or 0) < 300
+    ):
+        event_type, event_id = "call.transferred", f"call.transferred:{event.call_id}"
+    else:
+        return None
+    payload = {
+        "call_id": event.call_id,
+        "seq": event.seq,
+        "at": event.at.isoformat(),
+        "media_ms": event.media_ms,
+    }
+    return _outbox_row(event_id, event_type, {**payload, "data": data})
 
 
 async def add_recordings(session: AsyncSession, *, recordings: Sequence[RecordingRecord]) -> None:
-    """Insert where legs' audio was written (once per call and leg)."""
-    await _insert_many(session, Recording, [{**_values(r), "created_at": utcnow()} for r in recordings])
+    """Insert where legs' audio was written (once per call and leg) and queue ``recording.ready``."""
+    rows = [_values(r) for r in recordings]
+    await _insert_many(session, Recording, [{**r, "created_at": utcnow()} for r in rows])
+    outbox = [_outbox_row(f"recording.ready:{r['call_id']}:{r['leg']}", "recording.ready", r) for r in rows]
+    await _insert_many(session, WebhookOutbox, outbox)
 
 
 async def add_recording(session: AsyncSession, *, recording: RecordingRecord) -> None:

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from voiceagent.errors import WebhookError
 
@@ -35,7 +35,7 @@ def signature(secret: str, *, msg_id: str, timestamp: datetime, body: str) -> st
         raise WebhookError("a webhook secret starts with 'whsec_'")
     try:
         signer = Webhook(secret)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, EmptyWebhookSecretError) as exc:
         raise WebhookError(f"bad webhook secret: {exc}") from exc
     # The library reads the timestamp's fields as UTC, so hand it UTC.
     return signer.sign(msg_id=msg_id, timestamp=timestamp.astimezone(UTC), data=body)
