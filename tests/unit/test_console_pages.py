@@ -2,8 +2,9 @@
 
 import asyncio
 import re
+import shutil
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from voiceagent.store import (
     TurnRecord,
     agents_repo,
     create_engine,
+    session_factory,
 )
 from voiceagent.store import repository as repo
 from voiceagent.store.migrate import upgrade_async
@@ -93,8 +95,6 @@ async def _seed(state: ApiState, recordings: Path) -> None:
     await asyncio.to_thread(recordings.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread(_stereo_wav, recordings / "c1.wav", 1.5)
     async with state.sessions() as s, s.begin():
-        await create_admin(s, email="admin@example.com", password=PASSWORD, role="admin")
-        await create_admin(s, email="viewer@example.com", password=PASSWORD, role="viewer")
         await agents_repo.create_agent(s, name="front-desk", definition=AGENT, agent_id="agt_1")
         await repo.record_calls_started(
             s,
@@ -125,16 +125,31 @@ async def _seed(state: ApiState, recordings: Path) -> None:
         await repo.record_call_ended(s, call=CallEnded("c1", NOW - timedelta(minutes=4), "completed"))
 
 
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated database with the two admins per module; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("console") / "migrated.db"
+
+    async def migrate() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await upgrade_async(engine)
+            async with session_factory(engine)() as s, s.begin():  # argon2 is slow on purpose: once
+                await create_admin(s, email="admin@example.com", password=PASSWORD, role="admin")
+                await create_admin(s, email="viewer@example.com", password=PASSWORD, role="viewer")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
 @pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[Console]:
+async def console(tmp_path: Path, migrated_db: Path) -> AsyncIterator[Console]:
+    await asyncio.to_thread(shutil.copyfile, migrated_db, tmp_path / "calls.db")
     settings = load_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", recordings_dir=tmp_path / "rec"
     )
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade_async(engine)
-    finally:
-        await engine.dispose()
     live = LiveCallRegistry()
     app = create_app(settings, memory_factory=lambda _settings: InProcessMemory(), live=live)
     async with (
@@ -411,3 +426,71 @@ async def test_trunks_page_has_an_empty_state(console: Console) -> None:
     await console.login()
     page = await console.client.get("/console/trunks")
     assert "No SIP trunks configured" in page.text
+
+
+class _Receiver:
+    """A loopback HTTP receiver that answers 204 and keeps each request's webhook-id."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.arrived = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
+        await reader.readexactly(int(headers.get("content-length", headers.get("Content-Length", "0"))))
+        self.ids.append(headers.get("webhook-id", headers.get("Webhook-Id", "")))
+        self.arrived.set()
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        # Polling the page, as a person would: there is no event to wait on from outside the app.
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
+async def test_add_a_webhook_endpoint_see_its_deliveries_and_resend_one(console: Console) -> None:
+    receiver = _Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        csrf = await console.login()
+        added = await console.client.post(
+            "/console/webhooks",
+            data={"csrf_token": csrf, "url": f"http://127.0.0.1:{port}/hooks", "events": ["call.ended"]},
+        )
+        assert added.status_code == 200
+        assert re.search(r'<pre id="new-secret">whsec_', added.text)
+
+        async def delivered() -> bool:
+            page = await console.client.get("/console/webhooks", params={"status": "succeeded"})
+            return 'data-delivery-id="' in page.text
+
+        await _until(delivered)
+        assert len(receiver.ids) == 1  # one call ended in the seed
+        page = await console.client.get("/console/webhooks")
+        delivery_id = re.search(r'data-delivery-id="(\d+)"', page.text)
+        assert delivery_id is not None
+        receiver.arrived.clear()
+        resent = await console.client.post(
+            f"/console/webhooks/deliveries/{delivery_id.group(1)}/resend", data={"csrf_token": csrf}
+        )
+        assert resent.status_code == 303
+        async with asyncio.timeout(10):
+            await receiver.arrived.wait()
+        assert receiver.ids == [receiver.ids[0]] * 2  # the same message id: receivers can dedupe
+        bad = await console.client.post(
+            "/console/webhooks/deliveries/999999/resend", data={"csrf_token": csrf}
+        )
+        assert bad.status_code == 404
+        refused = await console.client.post(
+            "/console/webhooks", data={"csrf_token": csrf, "url": "ftp://x", "events": ["call.ended"]}
+        )
+        assert refused.status_code == 422
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -9,14 +9,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from voiceagent.console.deps import ForbiddenError, LoginRequiredError
-from voiceagent.console.pages import agents, auth, calls, keys, metrics, trunks
+from voiceagent.console.pages import agents, auth, calls, keys, metrics, trunks, webhooks
 from voiceagent.console.templating import render
 from voiceagent.media.live import LiveCallRegistry
 
 __all__ = ["PREFIX", "ROUTERS", "install_console"]
 
 PREFIX = "/console"
-ROUTERS = tuple(m.router for m in (auth, calls, metrics, agents, trunks, keys))
+ROUTERS = tuple(m.router for m in (auth, calls, metrics, agents, trunks, webhooks, keys))
 """The console's routers, mounted at :data:`PREFIX` (tests walk them to check every route's guard)."""
 _STATIC = Path(__file__).parent / "static"
 
