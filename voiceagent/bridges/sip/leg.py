@@ -75,6 +75,7 @@ class SipCallLeg:
         self.end_reason: str | None = None
         self.started = False
         self.ticks = 0
+        self.inbound_frames = 0
         self._end = end
         self._call_log = call_log
         self._closed = False
@@ -115,6 +116,7 @@ class SipCallLeg:
         inbound = port.inbound
         while inbound:
             session.push_inbound(np.frombuffer(inbound.popleft(), dtype=np.int16))
+            self.inbound_frames += 1
         if session.ended_reason is not None and not session.agent_audio_pending:
             self.request_end(session.ended_reason)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from voiceagent.config import Settings
 from voiceagent.errors import ConfigError
 
-__all__ = ["PJSUA_MAX_CALLS", "SipMediaOptions", "parse_port_range", "source_allowed"]
+__all__ = ["PJSUA_MAX_CALLS", "SipMediaOptions", "parse_networks", "parse_port_range", "source_allowed"]
 
 # The pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4 and pjsua silently clamps
 # uaConfig.maxCalls to it (docs/sip.md, "maxCalls root cause"). One slot is kept free so that a
@@ -29,7 +29,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return first, last
 
 
-def _networks(sources: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
+def parse_networks(sources: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
     try:
         return tuple(ipaddress.ip_network(s.strip(), strict=False) for s in sources if s.strip())
     except ValueError as exc:
@@ -92,7 +92,7 @@ class SipMediaOptions:
             max_calls=max_calls or settings.sip_max_calls,
             bind_host=settings.sip_bind_host,
             public_host=settings.sip_public_host,
-            allowed=_networks([*settings.sip_allowed_sources, *allow, *trunk_ips]),
+            allowed=parse_networks([*settings.sip_allowed_sources, *allow, *trunk_ips]),
             codecs=tuple(settings.sip_codecs),
             rtp_timeout_s=settings.sip_rtp_timeout_s,
             outbound_proxy=settings.sip_outbound_proxy,

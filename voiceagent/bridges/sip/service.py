@@ -47,7 +47,10 @@ _RETRY_AFTER_S = 5
 
 
 class SipMediaService:
-    """Answers INVITEs from allowed sources with the agent; places calls; owns every live call."""
+    """Answers INVITEs from allowed sources with the agent; places calls; owns every live call.
+
+    ``on_new_call`` hears of each call as it is made (a live-call registry, a test).
+    """
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class SipMediaService:
         barge_in: BargeInPolicy | None = None,
         call_log: CallLogWriter | None = None,
         trunks: list[SipTrunk] | None = None,
+        on_new_call: Callable[[SipCallLeg], None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -68,6 +72,7 @@ class SipMediaService:
         self._vad_factory = vad_factory
         self._barge_in = barge_in
         self._call_log = call_log
+        self._on_new_call = on_new_call
         self._legs: dict[str, SipCallLeg] = {}
         self._closers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -301,6 +306,8 @@ class SipMediaService:
         port.wake = leg.tick
         call.listener = leg
         self._legs[call_id] = leg
+        if self._on_new_call is not None:
+            self._on_new_call(leg)
         return leg
 
     async def _open_session(self, leg: SipCallLeg) -> CallSession:

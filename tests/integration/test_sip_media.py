@@ -1,0 +1,153 @@
+"""The pjsua2 media process against SIPp: answering, refusing, DTMF, placing calls, hang-ups, RTP timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from voiceagent.bridges.sip.leg import SipCallLeg
+from voiceagent.config import Settings, load_settings
+from voiceagent.errors import SipError
+
+from .sip_support import (
+    SIPP,
+    SippResult,
+    free_udp_port,
+    run_sipp,
+    scenario,
+    sip_service,
+    ulaw_file,
+    wait_for,
+)
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp is not installed")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings()
+
+
+def _events(leg: SipCallLeg) -> list[tuple[str, dict[str, object]]]:
+    assert leg.session is not None
+    return [(e.kind, e.data) for e in leg.session.timeline.events]
+
+
+async def test_inbound_call_is_answered_hears_the_caller_and_gets_dtmf(
+    settings: Settings, tmp_path: Path
+) -> None:
+    audio = ulaw_file(tmp_path)
+    legs: list[SipCallLeg] = []
+    async with sip_service(settings, legs=legs) as service:
+        sc = scenario(
+            tmp_path,
+            "uac_speech.xml",
+            did="5551234",
+            audio=audio.name,
+            talk_ms=4500,
+            after_ms=1500,
+            digit="5",
+        )
+        result = await run_sipp(
+            f"127.0.0.1:{service.options.sip_port}", sc, port=free_udp_port(), timeout_s=20
+        )
+        assert result.returncode == 0, result.output
+        assert await wait_for(lambda: bool(legs) and legs[0].end_reason is not None, 5)
+    leg = legs[0]
+    kinds = [kind for kind, _ in _events(leg)]
+    assert leg.end_reason == "remote_hangup"
+    assert leg.inbound_frames > 200  # about 6 s of caller audio reached the media layer
+    assert leg.digits == ["5"]
+    assert ("dtmf", {"digit": "5", "method": "info"}) in _events(leg)
+    # The caller's question was heard as a turn and the agent's (tone) answer was played to the line.
+    assert "speech_started" in kinds
+    assert leg.session is not None
+    assert leg.session.turns
+    assert leg.session.turns[0].first_audio_ms is not None
+    assert any(kind == "sip_state" and data.get("state") == "disconnected" for kind, data in _events(leg))
+
+
+def _spawn_sipp(target: str | None, sc: Path, port: int | None = None) -> asyncio.Future[SippResult]:
+    """SIPp running in the background while the test drives the other side."""
+    return asyncio.ensure_future(run_sipp(target, sc, port=port or free_udp_port(), timeout_s=20))
+
+
+async def test_a_call_past_the_limit_gets_503_with_a_reason(settings: Settings, tmp_path: Path) -> None:
+    audio = ulaw_file(tmp_path)
+    async with sip_service(settings, max_calls=1) as service:
+        target = f"127.0.0.1:{service.options.sip_port}"
+        busy = _spawn_sipp(
+            target,
+            scenario(
+                tmp_path, "uac_speech.xml", did="100", audio=audio.name, talk_ms=2500, after_ms=0, digit="1"
+            ),
+        )
+        assert await wait_for(lambda: len(service.calls) == 1, 5)
+        refused = await run_sipp(
+            target, scenario(tmp_path, "uac_refused.xml", code=503), port=free_udp_port()
+        )
+        assert refused.returncode == 0, refused.output
+        assert (await busy).returncode == 0
+        assert service.refused == {503: 1}
+
+
+async def test_a_source_outside_the_allowed_networks_gets_403(settings: Settings, tmp_path: Path) -> None:
+    async with sip_service(settings, allowed=("10.99.0.0/16",)) as service:
+        target = f"127.0.0.1:{service.options.sip_port}"
+        refused = await run_sipp(
+            target, scenario(tmp_path, "uac_refused.xml", code=403), port=free_udp_port()
+        )
+        assert refused.returncode == 0, refused.output
+        assert service.refused == {403: 1}
+        assert not service.calls
+
+
+async def test_outbound_call_sends_info_dtmf_and_the_agent_hangs_up(
+    settings: Settings, tmp_path: Path
+) -> None:
+    far_port = free_udp_port()
+    far = asyncio.ensure_future(
+        run_sipp(None, scenario(tmp_path, "uas_answer.xml", info_optional="false", digit="7"), port=far_port)
+    )
+    await asyncio.sleep(0.3)  # SIPp binds its port
+    async with sip_service(settings) as service:
+        call_id = await service.place_call(f"sip:far@127.0.0.1:{far_port}")
+        leg = service.calls[call_id]
+        assert await wait_for(lambda: leg.started and leg.state == "confirmed", 5)
+        await service.send_dtmf(call_id, "7", method="info")
+        await asyncio.sleep(0.5)
+        await service.hang_up(call_id)
+        result = await far
+        assert result.returncode == 0, result.output
+        assert await wait_for(lambda: call_id not in service.calls, 5)
+    assert leg.end_reason == "hangup"
+    states = [d.get("state") for k, d in _events(leg) if k == "sip_state"]
+    assert "confirmed" in states
+
+
+async def test_outbound_call_to_nobody_fails_cleanly(settings: Settings) -> None:
+    async with sip_service(settings) as service:
+        with pytest.raises(SipError):
+            await service.place_call("tel:123")
+        with pytest.raises(SipError):
+            await service.place_call("123", trunk="missing")
+        with pytest.raises(SipError):
+            await service.send_dtmf("call_nope", "1")
+
+
+async def test_rtp_timeout_hangs_up_a_silent_call(settings: Settings, tmp_path: Path) -> None:
+    far_port = free_udp_port()
+    far = asyncio.ensure_future(
+        run_sipp(None, scenario(tmp_path, "uas_answer.xml", info_optional="true", digit="0"), port=far_port)
+    )
+    await asyncio.sleep(0.3)
+    async with sip_service(settings, rtp_timeout_s=2.0) as service:
+        call_id = await service.place_call(f"sip:far@127.0.0.1:{far_port}")
+        leg = service.calls[call_id]
+        # SIPp's uas sends no RTP: after 2 s without packets we send BYE ourselves.
+        result = await far
+        assert result.returncode == 0, result.output
+        assert await wait_for(lambda: leg.end_reason is not None, 5)
+    assert leg.end_reason is not None
