@@ -64,6 +64,7 @@ async def test_health_ready_load_and_metrics(server: WorkerServer) -> None:
         "engine": "scripted",
         "capacity": 2,
         "active": 0,
+        "peak": 0,
         "free": 2,
         "draining": False,
     }

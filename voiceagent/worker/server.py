@@ -65,6 +65,8 @@ class WorkerServer:
         self.worker_id = worker_id
         self.metrics = WorkerMetrics(capacity=capacity, engine=engine.name)
         self.draining = False
+        # Most sessions ever open at once: what a test checks against capacity.
+        self.peak = 0
         self.url = url
         self._token = token
         self._close_engine = close_engine
@@ -162,6 +164,7 @@ class WorkerServer:
             "engine": self.engine.name,
             "capacity": self.capacity,
             "active": self.active,
+            "peak": self.peak,
             "free": 0 if self.draining else max(0, self.capacity - self.active),
             "draining": self.draining,
         }
@@ -206,6 +209,7 @@ class WorkerServer:
         query = parse_qs(urlsplit(conn.request.path).query)
         session = WorkerSession(conn, self.engine, self.metrics, self._wire_for(query))
         self._sessions.add(session)
+        self.peak = max(self.peak, self.active)
         self._idle.clear()
         self.metrics.sessions.labels("accepted").inc()
         self.metrics.active.set(self.active)
