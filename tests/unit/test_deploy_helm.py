@@ -5,9 +5,10 @@ center needs: GPUs, L20 nodes, host networking for RTP, probes on real routes, d
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import httpx
@@ -323,3 +324,60 @@ def test_values_schema_knows_the_worker_engines() -> None:
     (option,) = [p for p in cli.commands["worker"].params if p.name == "engine_name"]
     assert isinstance(option.type, click.Choice)
     assert engines == list(option.type.choices)
+
+
+class _StatsOnly:
+    """Stands in for a SipMediaService: the control app's /health only asks for stats()."""
+
+    def stats(self) -> dict[str, int]:
+        return {"live_calls": 0, "max_calls": 3}
+
+
+async def _sip_control_status(path: str) -> int:
+    from voiceagent.bridges.sip.control import control_app
+
+    app = control_app(cast(Any, _StatsOnly()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sip") as client:
+        return (await client.get(path)).status_code
+
+
+def test_sip_media_processes_are_off_by_default(objects: Objects) -> None:
+    assert [c["name"] for c in _pod(objects, "media")["containers"]] == ["media"]
+
+
+def test_sip_media_processes_share_the_node_without_clashing() -> None:
+    sip = {"enabled": True, "processes": 3, "allow": ["10.0.0.0/8"], "publicHost": "203.0.113.7"}
+    objects = render({"media": {"sip": sip}})
+    for key, obj in objects.items():
+        assert kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True), key
+    pod = _pod(objects, "media")
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert sorted(containers) == ["media", "sip-media-0", "sip-media-1", "sip-media-2"]
+    ports = [(p["containerPort"], p["protocol"]) for c in containers.values() for p in c["ports"]]
+    assert len(ports) == len(set(ports)), "host-network ports must not clash inside the pod"
+    known = {f"VOICEAGENT_{name.upper()}" for name in Settings.model_fields}
+    rtp_ports: list[range] = []
+    command = cli.commands["sip-media"]
+    for i in range(3):
+        container = containers[f"sip-media-{i}"]
+        args = container["args"]
+        assert args[0] == "sip-media"
+        with command.make_context("sip-media", args[1:]) as ctx:
+            params = ctx.params
+        assert params["sip_port"] == 5070 + i
+        assert params["allow"] == ("10.0.0.0/8",)
+        assert params["max_calls"] == 3
+        first, last = (int(p) for p in params["rtp_port_range"].split("-"))
+        rtp_ports.append(range(first, last + 1))
+        probe = container["livenessProbe"]["exec"]["command"]
+        assert f"http://127.0.0.1:{params['control_port']}/health" in probe[2]
+        env = _env(container)
+        assert env["VOICEAGENT_SIP_BIND_HOST"] == "$(HOST_IP)"
+        assert env["VOICEAGENT_SIP_PUBLIC_HOST"] == "203.0.113.7"
+        assert {n for n in env if n.startswith("VOICEAGENT_")} <= known
+        (host_ip,) = [e for e in container["env"] if e["name"] == "HOST_IP"]
+        assert host_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    assert all(len(r) == 200 for r in rtp_ports)
+    assert all(a[-1] < b[0] for a, b in itertools.pairwise(rtp_ports)), "RTP ranges overlap"
+    assert asyncio.run(_sip_control_status("/health")) == 200
+    assert asyncio.run(_sip_control_status("/no-such-path")) == 404
