@@ -104,6 +104,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
         self.port: CallAudioPort | None = None
         self.rx_packets = 0
         self.rx_idle_s = 0.0
+        self.confirmed = False
         self._on_gone = on_gone
         self._connected_slot: int | None = None
 
@@ -115,6 +116,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
         info = self.getInfo()
         state = _STATES.get(info.state, str(info.state))
         code, reason = int(info.lastStatusCode), str(info.lastReason)
+        self.confirmed = info.state == pj.PJSIP_INV_STATE_CONFIRMED
         if self.listener is not None:
             self._post(self.listener.on_state, state, code, reason)
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -167,6 +169,8 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
 
     def poll_rtp(self) -> None:
         """Once a second on the pjsip thread: count RTP packets received, for the inactivity timeout."""
+        if not self.confirmed:
+            return
         try:
             stat = self.getStreamStat(0)
         except pj.Error:

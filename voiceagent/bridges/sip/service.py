@@ -104,6 +104,10 @@ class SipMediaService:
         for leg in legs:
             await self._hangup_pj(leg, 503, "shutting down")
         await asyncio.gather(*(leg.aclose("shutdown") for leg in legs), return_exceptions=True)
+        for leg in legs:
+            if leg.bridge is not None:
+                await leg.bridge.hang_up()
+            await self._release(leg)
         while self._closers:
             await asyncio.gather(*list(self._closers), return_exceptions=True)
         for task in list(self._tasks):
