@@ -94,6 +94,8 @@ def test_workers_register_addresses_other_containers_can_reach(services: dict[st
         assert (url.scheme, url.hostname, url.path) == ("ws", name, "/v1/realtime")
         assert url.port == Settings.model_fields["worker_port"].default
         ids.add(env["VOICEAGENT_WORKER_ID"])
+        grace_s = int(services[name]["stop_grace_period"].removesuffix("s"))
+        assert float(env["VOICEAGENT_WORKER_DRAIN_TIMEOUT_S"]) < grace_s, "drain must end before the kill"
     assert len(ids) == 2
 
 
