@@ -571,7 +571,7 @@ def webhooks_resend(ctx: click.Context, delivery_id: int) -> None:
 
 @webhooks.command("rotate")
 @click.argument("endpoint_id")
-@click.option("--overlap-s", type=click.FloatRange(0), default=None, help="Old secret keeps signing this long.")
+@click.option("--overlap-s", type=click.FloatRange(0), default=None, help="Old secret signs too (s).")
 @click.pass_context
 @_friendly_errors
 def webhooks_rotate(ctx: click.Context, endpoint_id: str, overlap_s: float | None) -> None:
@@ -586,6 +586,21 @@ def webhooks_rotate(ctx: click.Context, endpoint_id: str, overlap_s: float | Non
 
 
 # --- webhooks (end)
+
+
+@bench.command("realtime")
+@click.option("--sessions", default=1, show_default=True, help="Sessions at once.")
+@click.option("--turns", default=20, show_default=True, help="Replies per session.")
+@click.option("--reply-ms", default=400, show_default=True, help="Length of each reply (20 ms chunks).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_friendly_errors
+def bench_realtime(sessions: int, turns: int, reply_ms: int, as_json: bool) -> None:
+    """Latency the worker protocol adds: in-process engine vs the same engine over WebSocket (loopback)."""
+    from voiceagent.bench.realtime import run_realtime_bench
+
+    result = asyncio.run(run_realtime_bench(sessions=sessions, turns=turns, reply_ms=reply_ms))
+    figures = {k: v for k, v in result.items() if k != "table"}
+    click.echo(json.dumps(figures, indent=2) if as_json else result["table"])
 
 
 def main() -> None:
