@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from voiceagent import __version__
-from voiceagent.api import agents, callers, calls, health
+from voiceagent.api import agents, callers, calls, health, outbound_calls
 from voiceagent.api.deps import ApiState
 from voiceagent.api.errors import install_error_handlers
+from voiceagent.api.outbound_calls import HttpCallPlacer
 from voiceagent.bridges.webrtc import WebRTCService, webrtc_router
 from voiceagent.bridges.webrtc.live import WebRTCLiveSource
 from voiceagent.config import Settings
@@ -82,6 +83,9 @@ def create_app(
     for module in (health, calls, agents, callers):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)
+    # Outbound SIP calls go to the media processes' control endpoints (docs/sip.md).
+    app.include_router(outbound_calls.router)
+    app.state.sip_placer = HttpCallPlacer(settings.sip_control_urls) if settings.sip_control_urls else None
     if webrtc is not None:
         app.include_router(webrtc_router(webrtc))
     live = live if live is not None else LiveCallRegistry()
