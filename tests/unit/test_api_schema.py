@@ -36,6 +36,8 @@ from voiceagent.store import (
 from voiceagent.store import repository as repo
 from voiceagent.store.apikeys import create_api_key
 from voiceagent.store.migrate import upgrade
+from voiceagent.webhooks import create_endpoint
+from voiceagent.webhooks.queue import fan_out
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -47,7 +49,13 @@ CHECKS = [
 
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-KNOWN = {"call_id": "c01", "agent_id": "agt_known", "caller_id": "+15550100"}
+KNOWN = {
+    "call_id": "c01",
+    "agent_id": "agt_known",
+    "caller_id": "+15550100",
+    "endpoint_id": "ep_known",
+    "delivery_id": "1",
+}
 
 
 async def _seed(url: str) -> str:
@@ -71,6 +79,10 @@ async def _seed(url: str) -> str:
                 name="known",
                 definition={"name": "known", "fallback": "Sorry."},
             )
+            made = await create_endpoint(s, url="http://127.0.0.1:9/hooks", events=["call.started"])
+            made.endpoint.id = KNOWN["endpoint_id"]
+            await s.flush()
+            await fan_out(s)  # delivery 1 and more
         return key
     finally:
         await engine.dispose()

@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from voiceagent.agents.definition import Action, AgentDefinition
 from voiceagent.agents.llm import LLMBrain
 from voiceagent.agents.matcher import IntentMatcher
 from voiceagent.config import Settings
 from voiceagent.errors import LLMError
+
+if TYPE_CHECKING:
+    # Imported when a brain is built: tools reach into memory, which imports this package.
+    from voiceagent.agents.tools import ToolRunner
 
 __all__ = ["Brain", "FallbackBrain", "LLMBrain", "Message", "RuleBrain", "build_brain"]
 
@@ -57,9 +61,12 @@ class Brain(Protocol):
 class RuleBrain:
     """Answers with the agent's own intent answers; one piece per reply, no network."""
 
-    def __init__(self, agent: AgentDefinition, *, matcher: IntentMatcher | None = None) -> None:
+    def __init__(
+        self, agent: AgentDefinition, *, matcher: IntentMatcher | None = None, tools: ToolRunner | None = None
+    ) -> None:
         self._agent = agent
         self._matcher = matcher if matcher is not None else IntentMatcher(agent)
+        self._tools = tools
         self._last_action: Action = "answer"
 
     @property
@@ -73,13 +80,22 @@ class RuleBrain:
         return self._last_action
 
     async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
-        """Yield the matched intent's answer (or the fallback) as a single piece."""
+        """Yield the matched intent's answer (or the fallback) as a single piece.
+
+        An intent with a tool is answered from the tool's JSON (or its fallback line, if the call
+        fails or runs past its timeout).
+        """
         match = self._matcher.match(user_text)
         self._last_action = match.action
+        if match.intent is not None and match.intent.tool is not None and self._tools is not None:
+            yield await self._tools.reply(match.intent, user_text)
+            return
         yield match.reply
 
     async def aclose(self) -> None:
-        """Nothing to release; here so every brain can be closed the same way."""
+        """Close the tool runner's HTTP client, if there is one."""
+        if self._tools is not None:
+            await self._tools.aclose()
 
 
 class FallbackBrain:
@@ -149,8 +165,14 @@ async def _close_stream(stream: AsyncIterator[str]) -> None:
 
 
 def build_brain(agent: AgentDefinition, settings: Settings) -> Brain:
-    """A :class:`RuleBrain`, or an LLM brain that falls back to rules if an endpoint is set."""
-    rules = RuleBrain(agent)
+    """A :class:`RuleBrain`, or an LLM brain that falls back to rules if an endpoint is set.
+
+    The agent's tools are called by the rule brain (an LLM brain does not call them yet).
+    """
+    from voiceagent.agents.tools import ToolRunner
+
+    tools = ToolRunner(agent, timeout_s=settings.tool_call_timeout_s) if agent.tools else None
+    rules = RuleBrain(agent, tools=tools)
     if settings.llm_base_url is None:
         return rules
     llm = LLMBrain(

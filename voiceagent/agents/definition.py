@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -19,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from voiceagent.errors import AgentDefinitionError
 
-__all__ = ["Action", "AgentDefinition", "BargeInPolicy", "Intent", "builtin_agent_path", "load_agent"]
+__all__ = [
+    "Action",
+    "AgentDefinition",
+    "BargeInPolicy",
+    "Intent",
+    "Tool",
+    "builtin_agent_path",
+    "load_agent",
+]
 
 Action = Literal["answer", "transfer", "hangup"]
 """What the call does after the reply: keep talking, hand over to a human, or hang up."""
@@ -39,8 +48,34 @@ class Intent(BaseModel):
     keywords: list[str] = Field(
         default_factory=list, description="Words or short phrases that alone point at this intent."
     )
-    answer: str = Field(min_length=1, description="Spoken reply: short sentences, no markdown.")
+    answer: str = Field(
+        min_length=1,
+        description=(
+            "Spoken reply: short sentences, no markdown. With a tool, a template: {name} is a captured"
+            " value or a field of the tool's JSON answer ({a.b} for a nested one)."
+        ),
+    )
     action: Action = "answer"
+    tool: str | None = Field(default=None, description="A tool (by name) to call before answering.")
+    capture: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values to send the tool: name -> regular expression over what the caller said.",
+    )
+    capture_prompt: str | None = Field(
+        default=None, description="Said when a capture is not in the utterance (else the tool's fallback)."
+    )
+
+    @field_validator("capture")
+    @classmethod
+    def _valid_patterns(cls, capture: dict[str, str]) -> dict[str, str]:
+        for name, pattern in capture.items():
+            if not name.isidentifier():
+                raise ValueError(f"capture name {name!r} must be an identifier")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"capture {name!r}: bad regular expression: {exc}") from exc
+        return capture
 
     @field_validator("examples", "keywords")
     @classmethod
@@ -54,6 +89,32 @@ class Intent(BaseModel):
         if not self.examples and not self.keywords:
             raise ValueError(f"intent {self.name!r} needs at least one of 'examples' or 'keywords'")
         return self
+
+
+class Tool(BaseModel):
+    """An integrator's HTTP endpoint the agent calls during a call (order lookup, booking...).
+
+    The request is a signed JSON POST (Standard Webhooks headers, like webhooks); the answer is a
+    JSON object whose fields fill the intent's answer template. Past ``timeout_s`` or on any
+    failure the caller hears ``fallback`` instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    url: str = Field(pattern=r"^https?://[^\s/]+", description="http(s) URL the tool call is POSTed to.")
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=10, description="Per call; the tool_call_timeout_s setting if unset."
+    )
+    secret_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the whsec_ signing secret (kept out of agent files).",
+    )
+    fallback: str = Field(
+        default="Sorry, I can't look that up right now. Please try again later.",
+        min_length=1,
+        description="Said when the tool times out, fails or answers something the template cannot use.",
+    )
 
 
 class BargeInPolicy(BaseModel):
@@ -125,6 +186,7 @@ class AgentDefinition(BaseModel):
     language: str = "en"
     greeting: str | None = Field(default=None, description="Said when the call is answered.")
     intents: list[Intent] = Field(default_factory=list)
+    tools: list[Tool] = Field(default_factory=list, description="HTTP endpoints intents may call.")
     fallback: str = Field(min_length=1, description="Said when no intent matches.")
     barge_in: BargeInPolicy = Field(default_factory=BargeInPolicy)
     goodbye: str = "Thank you for calling. Goodbye."
@@ -172,6 +234,16 @@ class AgentDefinition(BaseModel):
         default=None, description="Where a transfer goes (SIP URI or number); the engine decides if unset."
     )
     match_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _tools_exist(self) -> AgentDefinition:
+        names = [tool.name for tool in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        unknown = sorted({i.tool for i in self.intents if i.tool is not None} - set(names))
+        if unknown:
+            raise ValueError(f"intents use undefined tool(s): {', '.join(unknown)}")
+        return self
 
     @field_validator("intents")
     @classmethod

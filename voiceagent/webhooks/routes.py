@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from voiceagent.api.deps import SessionDep, SettingsDep, require
 from voiceagent.api.errors import InvalidRequestError, NotFoundError, error_responses
@@ -28,7 +28,12 @@ from voiceagent.webhooks.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=error_responses(401, 403, 422, 503))
+# 400: a body that is not JSON at all.
+router = APIRouter(
+    prefix="/v1/webhooks", tags=["webhooks"], responses=error_responses(400, 401, 403, 422, 503)
+)
+# Ids are BIGINT on Postgres (and SQLite's INTEGER): larger numbers cannot name a row.
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 _READ = [require(Scope.WEBHOOKS_READ)]
 _WRITE = [require(Scope.WEBHOOKS_WRITE)]
 _404 = error_responses(404)
@@ -145,7 +150,7 @@ async def list_deliveries(
     endpoint_id: Annotated[str | None, Query(max_length=32)] = None,
     status: Literal["pending", "succeeded", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> DeliveryPage:
     """The delivery log, newest first."""
     if endpoint_id is not None:
@@ -164,7 +169,7 @@ async def list_deliveries(
     dependencies=_READ,
     responses=error_responses(404),
 )
-async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryOut:
+async def get_delivery(delivery_id: DeliveryId, session: SessionDep) -> DeliveryOut:
     """One delivery."""
     row = await deliveries.get_delivery(session, delivery_id=delivery_id)
     if row is None:
@@ -179,7 +184,7 @@ async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryOut:
     dependencies=_WRITE,
     responses=error_responses(404),
 )
-async def resend(delivery_id: int, session: SessionDep, request: Request) -> DeliveryOut:
+async def resend(delivery_id: DeliveryId, session: SessionDep, request: Request) -> DeliveryOut:
     """Send the delivery again now (same ``webhook-id``), with a fresh retry schedule."""
     async with session.begin():
         row = await deliveries.resend(session, delivery_id=delivery_id)
