@@ -603,6 +603,44 @@ def bench_realtime(sessions: int, turns: int, reply_ms: int, as_json: bool) -> N
     click.echo(json.dumps(figures, indent=2) if as_json else result["table"])
 
 
+@cli.command("sip-edge")
+@click.option("--host", default=None, help="Listen address (default: sip_edge_host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="UDP+TCP (default: sip_edge_port).")
+@click.option("--media", multiple=True, help="Media process host:port (repeatable; default: sip_edge_media).")
+@click.option("--max-calls", type=click.IntRange(min=1), default=None, help="Calls past this get 503.")
+@click.option(
+    "--runtime-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Where kamailio.cfg and its sockets go (default: a temp dir).",
+)  # fmt: skip
+@click.option("--print-config", is_flag=True, help="Print the generated kamailio.cfg and exit.")
+@click.pass_context
+@_friendly_errors
+def sip_edge(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    media: tuple[str, ...],
+    max_calls: int | None,
+    runtime_dir: Path | None,
+    print_config: bool,
+) -> None:
+    """The SIP edge: a supervised Kamailio in front of the SIP media processes (docs/sip-edge.md)."""
+    import tempfile
+
+    from voiceagent.bridges.sip.edge import EdgeConfig, write_edge_files
+    from voiceagent.bridges.sip.edge.command import run_edge
+
+    overrides: dict[str, object] = {"host": host, "port": port, "max_calls": max_calls}
+    if media:
+        overrides["media"] = media
+    config = EdgeConfig.from_settings(_settings(ctx), **{k: v for k, v in overrides.items() if v is not None})
+    if print_config:
+        with tempfile.TemporaryDirectory(prefix="voiceagent-edge-") as scratch:
+            click.echo(write_edge_files(config, runtime_dir or Path(scratch)).cfg.read_text(), nl=False)
+        return
+    asyncio.run(run_edge(config, runtime_dir, on_ready=lambda message: click.echo(message, err=True)))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="voiceagent")

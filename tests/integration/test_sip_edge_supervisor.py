@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import ssl
+import sys
 import uuid
 from pathlib import Path
 
@@ -174,3 +175,22 @@ async def test_pike_blocks_a_flood_but_not_the_health_check() -> None:
         assert await edge.ping()
         await asyncio.sleep(1.2)
         assert edge.restarts == 0
+
+
+async def test_the_sip_edge_command_serves_until_sigterm() -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voiceagent", "sip-edge", "--port", str(port), "--media", "127.0.0.1:5070",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        ready = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert f"SIP edge on 127.0.0.1:{port}" in ready.decode()
+        reply = await asyncio.to_thread(send_raw, port, _options(port))
+        assert reply is not None
+        assert reply.startswith(b"SIP/2.0 200 OK")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    assert await asyncio.to_thread(send_raw, port, _options(port), timeout_s=0.3) is None

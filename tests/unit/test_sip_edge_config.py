@@ -137,3 +137,27 @@ def test_kamailio_accepts_the_generated_config(tmp_path: Path, with_extras: bool
         assert "sip\\:127.0.0.1\\:5090;transport=tcp" in uacreg
         assert '$rU == "carrier"' in files.cfg.read_text()
         assert (files.db_dir / "uacreg").stat().st_mode & 0o077 == 0  # trunk passwords stay private
+
+
+def test_cli_prints_the_generated_config() -> None:
+    from click.testing import CliRunner
+
+    from voiceagent.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["sip-edge", "--port", "5999", "--media", "127.0.0.1:5080", "--max-calls", "9", "--print-config"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("#!KAMAILIO")
+    assert "listen=udp:127.0.0.1:5999" in result.output
+    assert "$stat(active_dialogs) >= 9" in result.output
+
+
+def test_cli_refuses_a_bad_media_address() -> None:
+    from click.testing import CliRunner
+
+    from voiceagent.cli import cli
+
+    result = CliRunner().invoke(cli, ["sip-edge", "--media", "bad host:1", "--print-config"])
+    assert result.exit_code == 2
+    assert "sip_edge_media" in result.output
