@@ -128,7 +128,7 @@ async def _over_websocket(reply_ms: int, sessions: int, turns: int) -> tuple[lis
         await asyncio.gather(*(_collect(s, turns, received) for s in opened))
         await client.aclose()
         proc.stdin.close()
-        remote = _Remote(json.loads(await proc.stdout.readline())["emitted"])
+        remote = _Remote(json.loads(await proc.stdout.read())["emitted"])  # one line, read to EOF
     finally:
         if proc.returncode is None:
             await asyncio.wait_for(proc.wait(), 10)
