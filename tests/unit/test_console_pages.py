@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 
 from voiceagent.api import create_app
 from voiceagent.api.deps import ApiState
+from voiceagent.bridges.webrtc import WebRTCService
 from voiceagent.config import load_settings
 from voiceagent.console.admins import create_admin
 from voiceagent.console.install import PREFIX, ROUTERS
@@ -34,6 +35,7 @@ from voiceagent.store import (
 )
 from voiceagent.store import repository as repo
 from voiceagent.store.migrate import upgrade_async
+from voiceagent.testing import ScriptedEngine, ScriptedReply
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PASSWORD = "correct horse battery"
@@ -44,6 +46,15 @@ AGENT = {
 }
 # Reachable without a login on purpose: the login form itself and the CSS/JS it needs.
 PUBLIC = {("GET", "/console/login"), ("POST", "/console/login")}
+# Browser calls: anyone who can open the call page may start a call (like dialling a number), and
+# a call's unguessable id is what lets its caller end it (a WHIP-style resource URL). Listing the
+# live ids needs a key (checked below with the rest of /v1).
+PUBLIC_CALLING = {
+    ("POST", "/v1/webrtc/offer"),
+    ("DELETE", "/v1/webrtc/calls/{call_id}"),
+    ("PATCH", "/v1/webrtc/calls/{call_id}"),
+    ("POST", "/v1/webrtc/calls/{call_id}/offer"),
+}
 
 
 @dataclass
@@ -151,7 +162,9 @@ async def console(tmp_path: Path, migrated_db: Path) -> AsyncIterator[Console]:
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", recordings_dir=tmp_path / "rec"
     )
     live = LiveCallRegistry()
-    app = create_app(settings, memory_factory=lambda _settings: InProcessMemory(), live=live)
+    # With the WebRTC service too, so that the route walk covers /v1/webrtc as `voiceagent serve` has it.
+    webrtc = WebRTCService(ScriptedEngine([ScriptedReply("hi", np.zeros(320, dtype=np.int16))]), settings)
+    app = create_app(settings, memory_factory=lambda _settings: InProcessMemory(), live=live, webrtc=webrtc)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as client,
@@ -183,8 +196,15 @@ def _concrete(path: str) -> str:
 
 
 async def test_every_console_and_v1_route_refuses_an_anonymous_request(console: Console) -> None:
-    routes = [r for r in _routes(console.app, "/console") + _routes(console.app, "/v1") if r not in PUBLIC]
+    everything = _routes(console.app, "/console") + _routes(console.app, "/v1")
+    assert set(everything) >= PUBLIC_CALLING
+    assert ("GET", "/v1/webrtc/calls") in everything
+    routes = [r for r in everything if r not in PUBLIC | PUBLIC_CALLING]
     assert len(routes) >= 25
+    for method, path in sorted(PUBLIC_CALLING):
+        # Without a real offer or a live call's id these reveal nothing and change nothing.
+        response = await console.client.request(method, _concrete(path), json={})
+        assert response.status_code in (400, 404, 409, 415, 422), (method, path, response.status_code)
     for method, path in routes:
         page = await console.client.request(method, _concrete(path), headers={"Accept": "text/html"})
         if path.startswith("/v1"):
@@ -433,14 +453,12 @@ class _Receiver:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.arrived = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
         headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
         await reader.readexactly(int(headers.get("content-length", headers.get("Content-Length", "0"))))
         self.ids.append(headers.get("webhook-id", headers.get("Webhook-Id", "")))
-        self.arrived.set()
         writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         await writer.drain()
         writer.close()
@@ -465,24 +483,32 @@ async def test_add_a_webhook_endpoint_see_its_deliveries_and_resend_one(console:
         )
         assert added.status_code == 200
         assert re.search(r'<pre id="new-secret">whsec_', added.text)
+        # Events go to the endpoints that exist when they happen: a call ends after the endpoint.
+        async with console.state.sessions() as s, s.begin():
+            await repo.record_call_ended(s, call=CallEnded("c2", NOW, "completed"))
 
         async def delivered() -> bool:
             page = await console.client.get("/console/webhooks", params={"status": "succeeded"})
-            return 'data-delivery-id="' in page.text
+            return "call.ended:c2" in page.text
 
         await _until(delivered)
-        assert len(receiver.ids) == 1  # one call ended in the seed
+        assert receiver.ids.count("call.ended:c2") == 1
         page = await console.client.get("/console/webhooks")
-        delivery_id = re.search(r'data-delivery-id="(\d+)"', page.text)
+        delivery_id = re.search(
+            r'data-delivery-id="(\d+)"><td>\d+</td><td><code>call.ended</code>'
+            r'<div class="hint">call.ended:c2</div>',
+            page.text,
+        )
         assert delivery_id is not None
-        receiver.arrived.clear()
         resent = await console.client.post(
             f"/console/webhooks/deliveries/{delivery_id.group(1)}/resend", data={"csrf_token": csrf}
         )
         assert resent.status_code == 303
-        async with asyncio.timeout(10):
-            await receiver.arrived.wait()
-        assert receiver.ids == [receiver.ids[0]] * 2  # the same message id: receivers can dedupe
+
+        async def sent_again() -> bool:
+            return receiver.ids.count("call.ended:c2") == 2  # the same message id: receivers dedupe
+
+        await _until(sent_again)
         bad = await console.client.post(
             "/console/webhooks/deliveries/999999/resend", data={"csrf_token": csrf}
         )

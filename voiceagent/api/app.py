@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from voiceagent import __version__
 from voiceagent.api import agents, callers, calls, health, outbound_calls
-from voiceagent.api.deps import ApiState
+from voiceagent.api.deps import ApiState, require
 from voiceagent.api.errors import install_error_handlers
 from voiceagent.api.outbound_calls import HttpCallPlacer
 from voiceagent.bridges.webrtc import WebRTCService, webrtc_router
@@ -20,6 +20,7 @@ from voiceagent.console import install as console_install
 from voiceagent.media.live import LiveCallRegistry
 from voiceagent.memory import SessionMemory, build_memory
 from voiceagent.store import create_engine, session_factory
+from voiceagent.store.apikeys import Scope
 from voiceagent.store.engine import display_url
 from voiceagent.webhooks import routes as webhook_routes
 from voiceagent.webhooks.dispatcher import start_dispatcher
@@ -87,7 +88,7 @@ def create_app(
     app.include_router(outbound_calls.router)
     app.state.sip_placer = HttpCallPlacer(settings.sip_control_urls) if settings.sip_control_urls else None
     if webrtc is not None:
-        app.include_router(webrtc_router(webrtc))
+        app.include_router(webrtc_router(webrtc, list_dependencies=[require(Scope.CALLS_READ)]))
     live = live if live is not None else LiveCallRegistry()
     if webrtc is not None:
         live.attach(WebRTCLiveSource(webrtc))

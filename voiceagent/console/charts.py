@@ -37,6 +37,7 @@ def bar_chart(
     width: int = 640,
     height: int = 180,
     max_labels: int = 12,
+    max_bar_px: float = 56.0,
 ) -> BarChart:
     """Bars scaled so the largest value fills the plot; room below for labels, above for the scale."""
     if len(labels) != len(values):
@@ -45,11 +46,13 @@ def bar_chart(
     plot_h = height - top - bottom
     peak = max(values, default=0.0) or 1.0
     step = (width - left) / max(len(values), 1)
+    # A few bars stay slim: one bar as wide as the plot reads as a block, not a figure.
+    bar_w = min(step * 0.7, max_bar_px)
     bars = [
         Bar(
-            x=round(left + i * step + step * 0.15, 1),
+            x=round(left + i * step + (step - bar_w) / 2, 1),
             y=round(top + plot_h - plot_h * value / peak, 1),
-            width=round(step * 0.7, 1),
+            width=round(bar_w, 1),
             height=round(plot_h * value / peak, 1),
             label=label,
             value=value,

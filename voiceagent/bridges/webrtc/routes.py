@@ -82,11 +82,14 @@ def webrtc_router(
     *,
     page_at_root: bool = True,
     dependencies: Sequence[params.Depends] | None = None,
+    list_dependencies: Sequence[params.Depends] | None = None,
 ) -> APIRouter:
     """Signaling for browser calls and the call page (at ``/call``, and at ``/`` if ``page_at_root``).
 
     ``dependencies`` guard the ``/v1/webrtc`` routes (an API-key check, a rate limit); the page
     itself stays public, since a browser cannot send a key before it has the page.
+    ``list_dependencies`` guard the list of live calls only: a call's id is what lets its caller
+    hang up, so listing the ids must take more than being able to reach the call page.
     """
     router = APIRouter()
     signaling = APIRouter(prefix="/v1/webrtc", tags=["webrtc"], dependencies=list(dependencies or ()))
@@ -123,7 +126,7 @@ def webrtc_router(
             return _error(exc)
         return Response(status_code=204)
 
-    @signaling.get("/calls")
+    @signaling.get("/calls", dependencies=list(list_dependencies or ()))
     async def live_calls() -> dict[str, Any]:
         """The live browser calls and the limit."""
         calls = [

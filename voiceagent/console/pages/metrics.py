@@ -29,7 +29,10 @@ async def metrics_page(
     async with state.sessions() as session:
         figures = await overview(session, now=datetime.now(UTC), hours=hours)
     labels = [f"{h:%H}h" if hours <= 24 else f"{h:%d %Hh}" for h in figures.hours]
-    chart = bar_chart(labels, [float(n) for n in figures.calls_per_hour], unit=" calls")
+    # Drawn full-width: a wide view box keeps its text at the page's size.
+    chart = bar_chart(
+        labels, [float(n) for n in figures.calls_per_hour], unit=" calls", width=1100, height=200
+    )
     return render(
         request,
         "metrics.html",
