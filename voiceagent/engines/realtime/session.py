@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection
@@ -125,7 +125,7 @@ class RealtimeSession:
             first = decode_server(await ws.recv(), self._wire)
             if not isinstance(first, SessionCreated):
                 raise ProtocolError(f"expected session.created, got {first!r}")
-            await ws.send(encode_client(SessionUpdate(self._config), self._wire))
+            await ws.send(encode_client(_without_conversation(SessionUpdate(self._config)), self._wire))
             while not isinstance(event := decode_server(await ws.recv(), self._wire), SessionUpdated):
                 if isinstance(event, EngineErrorEvent):
                     raise ProtocolError(f"worker refused the session: {event.message}")
@@ -140,7 +140,7 @@ class RealtimeSession:
         if ws is None:
             return  # reconnecting: what was recorded is replayed on the next worker
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(encode_client(event, self._wire))
+            await ws.send(encode_client(_without_conversation(event), self._wire))
 
     async def recv(self) -> ServerEvent:
         return await self._events.get()
@@ -337,3 +337,10 @@ class RealtimeSession:
             rid = new_id("resp")
             self._events.put_nowait(ResponseCreated(rid))
             self._events.put_nowait(ResponseDone(rid, "failed", message))
+
+
+def _without_conversation(event: ClientEvent) -> ClientEvent:
+    """The conversation id travels in the URL; a session.update without our extension suits any server."""
+    if isinstance(event, SessionUpdate) and event.session.conversation_id is not None:
+        return SessionUpdate(replace(event.session, conversation_id=None))
+    return event
