@@ -1,9 +1,10 @@
 """The webhook dispatcher: an asyncio service that moves events from the database to endpoints.
 
 Its loop reads as three steps: fan out new outbox events into deliveries, claim the due ones,
-start a send for each; every send records its own outcome. The dispatcher owns its loop task and
-every send task, and ``aclose()`` cancels and awaits them all, then hands back what it had
-claimed but not sent, so a restart loses nothing and delays nothing by a lease.
+start a send for each; a recorder task writes the outcomes in batches. The dispatcher owns its
+loop, its recorder and every send task, and ``aclose()`` cancels and awaits them all, records
+what was sent and hands back what it had claimed but not sent, so a restart loses nothing and
+delays nothing by a lease.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -21,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from voiceagent import __version__
 from voiceagent.config import Settings
 from voiceagent.errors import WebhookError
-from voiceagent.webhooks.queue import Job, Outcome, claim_due, fan_out, record_outcome, release
+from voiceagent.store.models import utcnow
+from voiceagent.webhooks.queue import Job, Outcome, claim_due, fan_out, record_outcomes, release
 from voiceagent.webhooks.signing import sign_headers
 
 __all__ = ["DispatcherStats", "WebhookDispatcher", "start_dispatcher"]
@@ -48,6 +51,8 @@ class WebhookDispatcher:
 
     ``start()`` begins polling; ``wake()`` makes it look now (after a resend, say); ``run_once()``
     does one pass without the loop (tests, benchmarks); ``aclose()`` stops it.
+    Outcomes are written in batches by a recorder task: one transaction for many attempts, which
+    is what lets one process keep up with many endpoints.
     """
 
     def __init__(
@@ -63,6 +68,8 @@ class WebhookDispatcher:
         self._poll_s = settings.webhook_poll_interval_s
         self._batch = settings.webhook_batch_size
         self._concurrency = settings.webhook_concurrency
+        # Claim again once a quarter of the slots are free, not after every single send.
+        self._refill = max(1, self._concurrency // 4)
         self._lease_s = settings.webhook_timeout_s + _LEASE_MARGIN_S
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
@@ -71,13 +78,18 @@ class WebhookDispatcher:
             headers={"user-agent": f"voiceagent-webhooks/{__version__}"},
         )
         self._loop_task: asyncio.Task[None] | None = None
-        self._sends: dict[asyncio.Task[None], Job] = {}
+        self._recorder_task: asyncio.Task[None] | None = None
+        self._sends: dict[asyncio.Task[Outcome], Job] = {}
+        self._results: list[tuple[Job, Outcome]] = []
         self._wake = asyncio.Event()
+        self._have_results = asyncio.Event()
+        self._last_fan_out = -math.inf
         self.stats = DispatcherStats()
 
     async def start(self) -> None:
-        """Start the polling loop (once)."""
+        """Start the polling loop and the recorder (once)."""
         if self._loop_task is None:
+            self._recorder_task = asyncio.create_task(self._record_loop(), name="webhook-recorder")
             self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     def wake(self) -> None:
@@ -85,67 +97,111 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Fan out, claim and send what is due, waiting for every send; returns attempts made."""
-        jobs = await self._claim()
-        await asyncio.gather(*(self._deliver(job) for job in jobs))
+        """Fan out, claim and send what is due, and record the outcomes; returns attempts made."""
+        await self._fan_out()
+        jobs = await self._claim(self._batch)
+        outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
+        await self._record(list(zip(jobs, outcomes, strict=True)))
         return len(jobs)
 
     async def aclose(self) -> None:
-        """Stop polling, cancel sends in flight, release their claims, close the HTTP client."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        """Stop polling, cancel sends in flight, record what was sent, release the rest, close."""
+        for task in (self._loop_task, *self._sends):
+            if task is not None:
+                task.cancel()
+        for task in (self._loop_task, *self._sends):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._loop_task = None
         unsent = [job.delivery_id for job in self._sends.values()]
-        for task in list(self._sends):
-            task.cancel()
-        await asyncio.gather(*self._sends, return_exceptions=True)
         self._sends.clear()
-        if unsent:
-            try:
+        if self._recorder_task is not None:
+            self._recorder_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder_task
+            self._recorder_task = None
+        results, self._results = self._results, []
+        try:
+            await self._record(results)
+            if unsent:
                 async with self._sessions() as session, session.begin():
                     await release(session, delivery_ids=unsent)
-            except (SQLAlchemyError, OSError) as exc:  # their leases expire on their own
-                logger.warning("could not release %d webhook claims: %s", len(unsent), exc)
+        except (SQLAlchemyError, OSError) as exc:  # their leases expire: sent again, not lost
+            logger.warning("could not settle %d webhook claims on close: %s", len(results) + len(unsent), exc)
         if self._own_client:
             await self._client.aclose()
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            full = False
             try:
+                fanned_out_all = await self._fan_out_if_due()
                 free = self._concurrency - len(self._sends)
-                if free > 0:
-                    jobs = await self._claim(limit=min(free, self._batch))
-                    full = len(jobs) == min(free, self._batch)
+                claimed = 0
+                if free >= self._refill or not self._sends:
+                    jobs = await self._claim(min(free, self._batch))
+                    claimed = len(jobs)
                     for job in jobs:
-                        task = asyncio.create_task(self._deliver(job), name=f"webhook-{job.delivery_id}")
+                        task = asyncio.create_task(self._attempt(job), name=f"webhook-{job.delivery_id}")
                         self._sends[task] = job
                         task.add_done_callback(self._send_done)
             except (SQLAlchemyError, OSError) as exc:
                 logger.warning("webhook dispatcher cannot reach the database: %s", exc)
                 await asyncio.sleep(_DB_RETRY_S)
                 continue
-            if full and len(self._sends) < self._concurrency:
-                continue  # more is due right now
+            more_due = claimed == min(free, self._batch) and claimed > 0
+            if (more_due or not fanned_out_all) and len(self._sends) < self._concurrency:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
 
-    def _send_done(self, task: asyncio.Task[None]) -> None:
-        self._sends.pop(task, None)
-        if not task.cancelled() and task.exception() is not None:
+    def _send_done(self, task: asyncio.Task[Outcome]) -> None:
+        job = self._sends.pop(task, None)
+        if job is None or task.cancelled():
+            return
+        if task.exception() is not None:  # a bug: the lease runs out and the send is retried
             logger.error("webhook send crashed", exc_info=task.exception())
-        self._wake.set()  # a free slot: claim more
+            return
+        self._results.append((job, task.result()))
+        self._have_results.set()
+        self._wake.set()  # a free slot: maybe claim more
 
-    async def _claim(self, limit: int | None = None) -> list[Job]:
-        async with self._sessions() as session, session.begin():
-            await fan_out(session, limit=self._batch)
-        async with self._sessions() as session, session.begin():
-            return await claim_due(session, limit=limit or self._batch, lease_s=self._lease_s)
+    async def _record_loop(self) -> None:
+        while True:
+            await self._have_results.wait()
+            self._have_results.clear()
+            results, self._results = self._results, []
+            try:
+                await self._record(results)
+            except (SQLAlchemyError, OSError) as exc:
+                logger.warning("could not record %d webhook attempts, retrying: %s", len(results), exc)
+                self._results[:0] = results
+                await asyncio.sleep(_DB_RETRY_S)
+                self._have_results.set()
 
-    async def _deliver(self, job: Job) -> None:
+    async def _record(self, results: list[tuple[Job, Outcome]]) -> None:
+        if results:
+            async with self._sessions() as session, session.begin():
+                await record_outcomes(session, results=results, schedule_s=self._schedule_s)
+
+    async def _fan_out_if_due(self) -> bool:
+        """Fan out at most every poll interval; False when a full batch suggests more is waiting."""
+        now = time.monotonic()
+        if now - self._last_fan_out < self._poll_s and not self._wake.is_set():
+            return True
+        self._last_fan_out = now
+        return await self._fan_out() < self._batch
+
+    async def _fan_out(self) -> int:
+        async with self._sessions() as session, session.begin():
+            return await fan_out(session, limit=self._batch)
+
+    async def _claim(self, limit: int) -> list[Job]:
+        async with self._sessions() as session, session.begin():
+            return await claim_due(session, limit=limit, lease_s=self._lease_s)
+
+    async def _attempt(self, job: Job) -> Outcome:
         outcome = await self._send(job)
         self.stats.attempts += 1
         if outcome.ok:
@@ -160,12 +216,7 @@ class WebhookDispatcher:
                 outcome.error,
                 extra={"delivery_id": job.delivery_id, "endpoint_id": job.endpoint_id},
             )
-        try:
-            async with self._sessions() as session, session.begin():
-                await record_outcome(session, job=job, outcome=outcome, schedule_s=self._schedule_s)
-        except (SQLAlchemyError, OSError) as exc:
-            # The claim's lease runs out and the delivery is tried again: at least once, not lost.
-            logger.warning("could not record webhook delivery %d: %s", job.delivery_id, exc)
+        return outcome
 
     async def _send(self, job: Job) -> Outcome:
         started = time.perf_counter()
@@ -176,14 +227,15 @@ class WebhookDispatcher:
                 job.url, content=job.body.encode("utf-8"), headers=headers, timeout=self._timeout_s
             )
         except httpx.TimeoutException:
-            return Outcome(ok=False, latency_ms=_ms(started), error=f"timed out after {self._timeout_s:g} s")
+            late = f"timed out after {self._timeout_s:g} s"
+            return Outcome(ok=False, latency_ms=_ms(started), error=late, at=utcnow())
         except (httpx.HTTPError, WebhookError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
-            return Outcome(ok=False, latency_ms=_ms(started), error=reason)
+            return Outcome(ok=False, latency_ms=_ms(started), error=reason, at=utcnow())
         code = response.status_code
         ok = 200 <= code < 300
         error = None if ok else f"HTTP {code}"
-        return Outcome(ok=ok, latency_ms=_ms(started), response_code=code, error=error)
+        return Outcome(ok=ok, latency_ms=_ms(started), response_code=code, error=error, at=utcnow())
 
 
 def _ms(started: float) -> float:

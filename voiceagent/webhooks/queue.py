@@ -22,9 +22,19 @@ from voiceagent.store.models import Call, Turn, WebhookOutbox, utcnow
 from voiceagent.webhooks.endpoints import secrets_in_use
 from voiceagent.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-__all__ = ["Job", "Outcome", "claim_due", "event_body", "fan_out", "record_outcome", "release"]
+__all__ = [
+    "Job",
+    "Outcome",
+    "claim_due",
+    "event_body",
+    "fan_out",
+    "record_outcome",
+    "record_outcomes",
+    "release",
+]
 
 _Q = TypeVar("_Q", bound=Select[*tuple[Any, ...]])
+_GONE_REASON = "the endpoint answered 410 Gone"
 _SUMMARY_TURNS = 3
 _CLIP_CHARS = 200
 
@@ -51,6 +61,7 @@ class Outcome:
     latency_ms: float
     response_code: int | None = None
     error: str | None = None
+    at: datetime | None = None  # when the attempt ended (default: when it is recorded)
 
     @property
     def gone(self) -> bool:
@@ -210,16 +221,54 @@ async def record_outcome(
     schedule_s: Sequence[float],
     now: datetime | None = None,
 ) -> WebhookDelivery | None:
-    """Write an attempt into the delivery log and schedule the next one (or give up).
+    """Write one attempt into the delivery log; see :func:`record_outcomes`."""
+    rows = await record_outcomes(session, results=[(job, outcome)], schedule_s=schedule_s, now=now)
+    return rows[0] if rows else await session.get(WebhookDelivery, job.delivery_id)
 
-    Success ends the delivery; a 410 fails it and disables the endpoint; any other failure
-    (an error status, a timeout, a refused connection) waits for the next step of ``schedule_s``
-    and fails the delivery when the schedule is used up.
+
+async def record_outcomes(
+    session: AsyncSession,
+    *,
+    results: Sequence[tuple[Job, Outcome]],
+    schedule_s: Sequence[float],
+    now: datetime | None = None,
+) -> list[WebhookDelivery]:
+    """Write attempts into the delivery log and schedule the next ones (or give up); returns the
+    deliveries changed. One query and one flush for the whole batch.
+
+    Success ends a delivery; a 410 fails it and disables the endpoint; any other failure (an error
+    status, a timeout, a refused connection) waits for the next step of ``schedule_s`` and fails
+    the delivery when the schedule is used up. Deliveries no longer pending (deleted with their
+    endpoint, or settled by another process after a lease ran out) are left alone.
     """
-    at = now or utcnow()
-    delivery = await session.get(WebhookDelivery, job.delivery_id)
-    if delivery is None or delivery.status != "pending":
-        return delivery  # deleted with its endpoint, or settled by another process meanwhile
+    if not results:
+        return []
+    ids = [job.delivery_id for job, _ in results]
+    found = await session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    rows = {row.id: row for row in found.all()}
+    changed: list[WebhookDelivery] = []
+    gone: set[str] = set()
+    for job, outcome in results:
+        delivery = rows.get(job.delivery_id)
+        if delivery is None or delivery.status != "pending":
+            continue
+        _apply(delivery, outcome, schedule_s, outcome.at or now or utcnow())
+        if outcome.gone:
+            gone.add(job.endpoint_id)
+        changed.append(delivery)
+    if gone:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(gone))
+            .values(
+                enabled=False, disabled_reason="the endpoint answered 410 Gone", updated_at=now or utcnow()
+            )
+        )
+    await session.flush()
+    return changed
+
+
+def _apply(delivery: WebhookDelivery, outcome: Outcome, schedule_s: Sequence[float], at: datetime) -> None:
     delivery.attempts += 1
     delivery.last_attempt_at = at
     delivery.response_code = outcome.response_code
@@ -232,11 +281,6 @@ async def record_outcome(
     elif outcome.gone:
         delivery.status = "failed"
         delivery.next_attempt_at = None
-        await session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == job.endpoint_id)
-            .values(enabled=False, disabled_reason="the endpoint answered 410 Gone", updated_at=at)
-        )
     else:
         delivery.retry_step += 1
         if delivery.retry_step < len(schedule_s):
@@ -244,8 +288,6 @@ async def record_outcome(
         else:
             delivery.status = "failed"
             delivery.next_attempt_at = None
-    await session.flush()
-    return delivery
 
 
 async def release(session: AsyncSession, *, delivery_ids: Sequence[int], now: datetime | None = None) -> None:
