@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 
 from voiceagent.media.echo import EchoGuard
 
@@ -78,3 +81,46 @@ def test_no_echo_path_means_a_quiet_caller_is_not_suspect() -> None:
     _, suspects = _run(guard, ref, inbound)
     assert guard.delay_samples is None
     assert not any(suspects[3 * 50 :])
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "audio"
+
+
+def _speech(name: str) -> np.ndarray:
+    pcm, rate = sf.read(EXAMPLES / f"{name}.wav", dtype="int16")
+    assert rate == 16000
+    return pcm.astype(float)
+
+
+# Pairs of real voices where a filter fitted while the caller talked over the agent used to
+# correlate by chance (found in a headless-browser call, where there is no echo at all).
+@pytest.mark.parametrize(
+    ("agent", "caller"),
+    [
+        ("returns", "opening-hours"),
+        ("order-status", "payment"),
+        ("human", "shipping"),
+        ("payment", "returns"),
+    ],
+)
+def test_no_echo_path_never_puts_the_agent_on_the_callers_leg(agent: str, caller: str) -> None:
+    reference = np.concatenate([_speech(agent)] * 3)
+    voice = _speech(caller)
+    inbound = np.zeros_like(reference)
+    inbound[16000 : 16000 + voice.size] = voice[: reference.size - 16000]
+    guard = EchoGuard()
+    residual, suspects = _run(guard, reference, inbound)
+    frames = residual.size // FRAME
+    res = residual[: frames * FRAME].reshape(frames, FRAME)
+    inb = inbound[: frames * FRAME].reshape(frames, FRAME)
+    res_rms = np.sqrt((res**2).mean(axis=1))
+    inb_rms = np.sqrt((inb**2).mean(axis=1))
+    # Removing echo only removes energy: no frame may come out louder than it went in.
+    assert (res_rms <= inb_rms + 1.0).all(), f"{(res_rms > inb_rms + 1.0).sum()} frames louder after"
+    silent_after = (16000 + voice.size) // FRAME + 1
+    assert res_rms[silent_after:].max() < 5.0  # the caller stopped: the leg stays silent
+    talking = [i for i in range(16000 // FRAME, silent_after - 1) if inb_rms[i] > 500]
+    # A filter fitted by chance on the caller's own voice can still flag a few scattered frames;
+    # the caller must be heard through nearly all of them (barge-in counts voiced time).
+    taken_for_echo = sum(suspects[i] for i in talking) / len(talking)
+    assert taken_for_echo <= 0.1, f"{taken_for_echo:.0%} of the caller's frames taken for echo"

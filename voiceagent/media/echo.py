@@ -35,6 +35,11 @@ _CONVERGED_CORRELATION = 0.5
 _UNCONVERGED_MARGIN = 10 ** (-3 / 20)
 # After it, a residual this far below the predicted echo is leftover echo, not a caller.
 _LEAK_MARGIN = 10 ** (-12 / 20)
+# A prediction quieter than this (RMS) changes nothing audible, so it proves nothing either way.
+_MATERIAL_ECHO_RMS = 30.0
+# This many frames in a row where subtracting the prediction made the frame louder: the fitted
+# echo path is wrong (fitted on a caller talking over the agent), so it is dropped and re-learnt.
+_MAX_MISFITS = 5
 
 
 class EchoGuard:
@@ -67,6 +72,7 @@ class EchoGuard:
         # Frames since the agent became audible: a filter fitted on less than a full window of
         # its voice (the rest silence) can correlate well and still be wrong.
         self._active_frames = 0
+        self._misfits = 0
         self._trust_after_frames = -(-(self.window + self.max_delay // 2) // frame_samples)
 
     @property
@@ -116,9 +122,22 @@ class EchoGuard:
             return frame
         echo = self._predict(self.delay_samples, self.frame_samples)
         residual = x - echo
+        residual_rms = float(np.sqrt(np.dot(residual, residual) / residual.size))
+        echo_rms = float(np.sqrt(np.dot(echo, echo) / echo.size))
+        if residual_rms > inbound_rms:
+            # Cancelling real echo only ever removes energy. A residual louder than the inbound
+            # frame means the prediction is not in it: subtracting it would put the agent's voice
+            # on the caller's leg (over silence, the transcriber would hear the agent). Pass the
+            # frame as it came; the caller is not the agent's echo.
+            if echo_rms > _MATERIAL_ECHO_RMS:
+                self._misfits += 1
+                if self._misfits >= _MAX_MISFITS:
+                    self._filter, self.delay_samples, self.correlation = None, None, 0.0
+                if not learning:
+                    self.echo_suspect = False
+            return frame
+        self._misfits = 0
         if not learning:
-            residual_rms = float(np.sqrt(np.dot(residual, residual) / residual.size))
-            echo_rms = float(np.sqrt(np.dot(echo, echo) / echo.size))
             self.echo_suspect = residual_rms < echo_rms * _LEAK_MARGIN
         return np.clip(np.round(residual), -32768, 32767).astype(np.int16)
 
