@@ -12,6 +12,9 @@
   const empty = $("empty");
   const latencyRows = document.querySelector("#latency tbody");
   const agentAudio = $("agent");
+  const headset = $("headset");
+  // ?headset=1 preselects it (links for headset users, and the browser tests' fake microphone).
+  headset.checked = new URLSearchParams(location.search).get("headset") === "1";
 
   const call = { pc: null, channel: null, mic: null, callId: null, remoteStream: null, events: [] };
   window.voiceagent = call;
@@ -96,13 +99,17 @@
 
   async function start() {
     callButton.disabled = true;
+    headset.disabled = true;
     transcript.replaceChildren();
     latencyRows.replaceChildren();
     empty.hidden = false;
     try {
       setStatus("Asking for the microphone…");
       call.mic = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+        // On speakers the browser's echo canceller keeps the agent's voice off the line. With a
+        // headset there is no echo, and the canceller only eats the caller's words when both talk
+        // at once, which is exactly a barge-in; the server's echo guard covers what is left.
+        audio: { echoCancellation: !headset.checked, noiseSuppression: true, autoGainControl: true },
       });
       const pc = new RTCPeerConnection({ iceServers: [] });
       call.pc = pc;
@@ -143,6 +150,7 @@
     speaking.hidden = true;
     hangupButton.disabled = true;
     callButton.disabled = false;
+    headset.disabled = false;
     setStatus(message);
   }
 
