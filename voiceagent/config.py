@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     realtime_reconnects: int = Field(
         default=3, ge=0, description="Re-placements of one call after a worker drops."
     )
+    realtime_sample_rate: Literal[16000, 24000] | None = Field(
+        default=None,
+        description="PCM rate on the wire; None: the media layer's. 24000 for servers that only take that.",
+    )
     worker_host: str = Field(default="127.0.0.1", description="Address `voiceagent worker` listens on.")
     worker_port: int = Field(default=8090, ge=0, le=65535, description="0 picks a free port.")
     worker_token: str | None = Field(

@@ -51,12 +51,15 @@ class RealtimeEngine:
         registry: WorkerRegistry | None = None,
         connect_timeout_s: float = 5.0,
         reconnects: int = 3,
+        wire_sample_rate: int | None = None,
     ) -> None:
         if url is None and registry is None:
             raise ConfigError("the realtime engine needs realtime_url, or redis_url for the worker pool")
         self.url = url
         self.model = model
         self.reconnects = reconnects
+        # PCM rate on the wire; None: the media layer's (servers that take only 24 kHz need 24000).
+        self.wire_sample_rate = wire_sample_rate
         self._token = token
         self._registry = registry
         self.timeout_s = connect_timeout_s
@@ -83,6 +86,7 @@ class RealtimeEngine:
             registry=registry,
             connect_timeout_s=settings.realtime_connect_timeout_s,
             reconnects=settings.realtime_reconnects,
+            wire_sample_rate=settings.realtime_sample_rate,
         )
 
     async def open_session(self, config: SessionConfig) -> RealtimeSession:

@@ -46,6 +46,7 @@ from voiceagent.engines.events import (
 )
 from voiceagent.engines.items import new_id
 from voiceagent.engines.realtime.codec import WireSession, decode_server, encode_client
+from voiceagent.engines.realtime.rates import WireRates
 from voiceagent.errors import EngineError, NoWorkerError, ProtocolError
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class RealtimeSession:
         self.id = config.conversation_id
         self._engine = engine
         self._config = config
-        self._wire = WireSession(config)
+        self._rates = WireRates(config.input_sample_rate, config.output_sample_rate, engine.wire_sample_rate)
+        self._wire = WireSession(self._wire_config())
         self._events: asyncio.Queue[ServerEvent] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -125,7 +127,9 @@ class RealtimeSession:
             first = decode_server(await ws.recv(), self._wire)
             if not isinstance(first, SessionCreated):
                 raise ProtocolError(f"expected session.created, got {first!r}")
-            await ws.send(encode_client(_without_conversation(SessionUpdate(self._config)), self._wire))
+            await ws.send(
+                encode_client(_without_conversation(SessionUpdate(self._wire_config())), self._wire)
+            )
             while not isinstance(event := decode_server(await ws.recv(), self._wire), SessionUpdated):
                 if isinstance(event, EngineErrorEvent):
                     raise ProtocolError(f"worker refused the session: {event.message}")
@@ -135,12 +139,40 @@ class RealtimeSession:
     async def send(self, event: ClientEvent) -> None:
         if self._failed is not None:
             raise EngineError(self._failed)
-        event = self._record(event)
-        ws = self._ws
-        if ws is None:
-            return  # reconnecting: what was recorded is replayed on the next worker
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(encode_client(_without_conversation(event), self._wire))
+        for wire_event in self._to_wire(event):
+            wire_event = self._record(wire_event)
+            ws = self._ws
+            if ws is None:
+                continue  # reconnecting: what was recorded is replayed on the next worker
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode_client(_without_conversation(wire_event), self._wire))
+
+    def _wire_config(self) -> SessionConfig:
+        return replace(
+            self._config,
+            input_sample_rate=self._rates.wire_in_rate,
+            output_sample_rate=self._rates.wire_out_rate,
+        )
+
+    def _to_wire(self, event: ClientEvent) -> list[ClientEvent]:
+        """The event with its audio at the wire rate; a commit first sends the filter's tail."""
+        if isinstance(event, InputAudioBufferAppend):
+            audio = self._rates.to_wire(event.audio)
+            return [InputAudioBufferAppend(audio)] if audio else []
+        if isinstance(event, InputAudioBufferCommit):
+            tail = self._rates.end_of_input()
+            return [InputAudioBufferAppend(tail), event] if tail else [event]
+        if isinstance(event, SessionUpdate):
+            return [
+                SessionUpdate(
+                    replace(
+                        event.session,
+                        input_sample_rate=self._rates.wire_in_rate,
+                        output_sample_rate=self._rates.wire_out_rate,
+                    )
+                )
+            ]
+        return [event]
 
     async def recv(self) -> ServerEvent:
         return await self._events.get()
@@ -178,14 +210,11 @@ class RealtimeSession:
                 worker_item = next((k for k, v in self._item_ids.items() if v == item), item)
                 return ConversationItemTruncate(worker_item, event.audio_end_ms, event.content_index)
             case SessionUpdate(session=config):
-                self._config = SessionConfig(
-                    config.input_sample_rate,
-                    config.output_sample_rate,
-                    config.turn_detection,
-                    config.instructions,
-                    self.id,
+                # Rates stay as negotiated at open (the wire's); the rest is the media layer's to change.
+                self._config = replace(
+                    self._config, turn_detection=config.turn_detection, instructions=config.instructions
                 )
-                return SessionUpdate(self._config)
+                return SessionUpdate(self._wire_config())
         return event
 
     # ---- server events ----------------------------------------------------------------------------
@@ -237,15 +266,15 @@ class RealtimeSession:
                     return None
                 flight.item = flight.server_item = item.id
                 return event
-            case ResponseOutputAudioDelta(response_id=rid, delta=delta):
-                if flight is None or rid != flight.server_rid or flight.item is None:
-                    return event
-                cut = min(flight.skip_audio, len(delta))
-                flight.skip_audio -= cut
-                if cut == len(delta):
-                    return None
-                flight.audio_bytes += len(delta) - cut
-                return ResponseOutputAudioDelta(flight.rid, flight.item, delta[cut:])
+            case ResponseOutputAudioDelta(response_id=rid, item_id=item, delta=delta):
+                if flight is not None and rid == flight.server_rid and flight.item is not None:
+                    # Skip (at the wire rate) what the lost worker already delivered of this reply.
+                    cut = min(flight.skip_audio, len(delta))
+                    flight.skip_audio -= cut
+                    flight.audio_bytes += len(delta) - cut
+                    rid, item, delta = flight.rid, flight.item, delta[cut:]
+                audio = self._rates.from_wire(delta) if delta else b""
+                return ResponseOutputAudioDelta(rid, item, audio) if audio else None
             case ResponseOutputAudioTranscriptDelta(response_id=rid, delta=text):
                 if flight is None or rid != flight.server_rid or flight.item is None:
                     return event
@@ -257,6 +286,9 @@ class RealtimeSession:
                 return ResponseOutputAudioTranscriptDelta(flight.rid, flight.item, text[cut:])
             case ResponseDone(response_id=rid) if flight is not None and rid == flight.server_rid:
                 self._flight = None
+                tail = self._rates.end_of_output()
+                if tail and flight.item is not None:
+                    self._events.put_nowait(ResponseOutputAudioDelta(flight.rid, flight.item, tail))
                 output = tuple(self._media_item(i) for i in event.output)
                 if event.status == "completed" or any(i.text for i in output):
                     self._unanswered.clear()
