@@ -77,7 +77,9 @@ async def record_calls_started(session: AsyncSession, *, calls: Sequence[CallSta
     """Insert the calls' rows (once each) and queue a ``call.started`` for each, in two statements."""
     rows = [_values(c) for c in calls]
     await _insert_many(session, Call, rows)
-    outbox = [_outbox_row(f"call.started:{r['id']}", "call.started", _jsonable(r)) for r in rows]
+    # call_id as in every other event's payload; id kept for receivers written against it.
+    started = [{**_jsonable(r), "call_id": r["id"]} for r in rows]
+    outbox = [_outbox_row(f"call.started:{r['id']}", "call.started", r) for r in started]
     await _insert_many(session, WebhookOutbox, outbox)
 
 
