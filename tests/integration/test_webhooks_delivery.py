@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from voiceagent.api import create_app
 from voiceagent.config import Settings, load_settings
+from voiceagent.memory import InProcessMemory
 from voiceagent.store import CallEnded, CallStarted, TurnRecord, create_engine, session_factory
 from voiceagent.store import repository as repo
 from voiceagent.store.migrate import upgrade_async
@@ -321,3 +323,22 @@ async def test_events_fan_out_only_to_subscribed_endpoints_of_the_right_agent(db
         await b.stop()
     assert set(a.unique) == {"call.ended:f1"}
     assert set(b.unique) == {"turn.completed:f2:0", "turn.completed:f2:1"}
+
+
+async def test_the_api_process_runs_the_dispatcher_for_its_lifetime(db: Db) -> None:
+    receiver = Receiver(secrets=[])
+    await receiver.start()
+    _, secret = await _endpoint(db, receiver.url, events="call.ended")
+    receiver.secrets.append(secret)
+    app = create_app(_settings(db.url), memory_factory=lambda _s: InProcessMemory())
+    try:
+        async with app.router.lifespan_context(app):
+            await _calls(db, ["a1"])  # written while the API runs, like a call would be
+            await _until(lambda: _all_settled(db))
+        assert app.state.webhooks is not None
+        await _calls(db, ["a2"])
+        await asyncio.sleep(0.3)  # stopped with the app: nothing more is sent
+    finally:
+        await receiver.stop()
+    assert set(receiver.unique) == {"call.ended:a1"}
+    assert receiver.requests == 1
