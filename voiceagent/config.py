@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     )
     api_bind_host: str = Field(default="127.0.0.1", description="Address `voiceagent serve` listens on.")
     api_bind_port: int = Field(default=8080, ge=1, le=65535)
+    drain_timeout_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="After SIGTERM, how long `voiceagent serve` lets live calls finish (taking no new"
+        " ones, /readyz 503) before it ends them; a second SIGTERM or Ctrl-C ends them at once.",
+    )
 
     # Session memory (voiceagent.memory)
     redis_url: str | None = Field(

@@ -145,7 +145,7 @@ async def test_hanging_up_an_unknown_call_is_404(http: httpx.AsyncClient) -> Non
 
 async def test_live_calls_are_listed(http: httpx.AsyncClient) -> None:
     response = await http.get("/v1/webrtc/calls")
-    assert response.json() == {"live_calls": 0, "max_calls": 20, "calls": []}
+    assert response.json() == {"live_calls": 0, "max_calls": 20, "draining": False, "calls": []}
 
 
 @pytest.mark.parametrize("path", ["/call", "/"])

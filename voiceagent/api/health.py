@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -27,8 +27,12 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-async def readyz(state: StateDep) -> Health | JSONResponse:
-    """Readiness: the call-log database answers ``SELECT 1`` within 2 s."""
+async def readyz(state: StateDep, request: Request) -> Health | JSONResponse:
+    """Readiness: the call-log database answers ``SELECT 1`` within 2 s, and the node is not draining."""
+    if getattr(request.app.state, "draining", False):
+        # SIGTERM: calls in progress go on, new ones must go to another node.
+        body = Health(status="unavailable", checks={"drain": "draining"})
+        return JSONResponse(body.model_dump(), status_code=503)
     try:
         async with asyncio.timeout(_READY_TIMEOUT_S), state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

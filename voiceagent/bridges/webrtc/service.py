@@ -135,6 +135,7 @@ class WebRTCService:
         self._reserved: set[str] = set()
         self._closers: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._draining = False
         self._owns_engine = False
 
     @classmethod
@@ -169,6 +170,8 @@ class WebRTCService:
         """Answer a browser's offer with a new call; raises OfferError or CallLimitError."""
         if self._closing:
             raise CallLimitError("the WebRTC service is shutting down")
+        if self._draining:
+            raise CallLimitError("this node is draining: it finishes its calls and takes no new ones")
         check_offer(sdp, sdp_type)
         if len(self._calls) + len(self._reserved) >= self.config.max_calls:
             raise CallLimitError(f"all {self.config.max_calls} call slots are in use; try again later")
@@ -247,6 +250,24 @@ class WebRTCService:
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def drain(self) -> None:
+        """Take no new calls from now on (503); the live ones go on until they end."""
+        self._draining = True
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no call is live or being set up; False if ``timeout_s`` passed first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._calls or self._reserved:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
+        return True
+
     async def aclose(self) -> None:
         """Hang up every call and await every task; new offers are refused from now on."""
         self._closing = True
@@ -258,7 +279,11 @@ class WebRTCService:
             await self.engine.aclose()
 
     def stats(self) -> dict[str, Any]:
-        return {"live_calls": len(self._calls), "max_calls": self.config.max_calls}
+        return {
+            "live_calls": len(self._calls),
+            "max_calls": self.config.max_calls,
+            "draining": self._draining,
+        }
 
 
 def check_offer(sdp: str, sdp_type: str) -> None:
