@@ -342,3 +342,34 @@ async def test_the_api_process_runs_the_dispatcher_for_its_lifetime(db: Db) -> N
         await receiver.stop()
     assert set(receiver.unique) == {"call.ended:a1"}
     assert receiver.requests == 1
+
+
+async def test_a_slow_endpoint_does_not_hold_up_the_others(db: Db) -> None:
+    slow, fast = Receiver(secrets=[], delay_s=2.5), Receiver(secrets=[])
+    await slow.start()
+    await fast.start()
+    slow_id, slow_secret = await _endpoint(db, slow.url, events="call.started,call.ended")
+    fast_id, fast_secret = await _endpoint(db, fast.url, events="call.started,call.ended")
+    slow.secrets.append(slow_secret)
+    fast.secrets.append(fast_secret)
+    expected = {e for e in await _calls(db, ["s1", "s2", "s3", "s4"]) if not e.startswith("turn.")}
+    dispatcher = WebhookDispatcher(
+        db.sessions, _settings(db.url, webhook_concurrency=4, webhook_timeout_s=5.0)
+    )
+    await dispatcher.start()
+    try:
+        await _until(lambda: _settled_for(db, fast_id, len(expected)), timeout_s=10)
+        # Every fast delivery is done while the slow endpoint still sits on its first answers.
+        async with db.sessions() as s:
+            assert {d.attempts for d in await list_deliveries(s, endpoint_id=slow_id)} == {0}
+    finally:
+        await dispatcher.aclose()
+        await slow.stop()
+        await fast.stop()
+    assert set(fast.unique) == expected
+
+
+async def _settled_for(db: Db, endpoint_id: str, count: int) -> bool:
+    async with db.sessions() as s:
+        rows = await list_deliveries(s, endpoint_id=endpoint_id, status="succeeded")
+    return len(rows) == count

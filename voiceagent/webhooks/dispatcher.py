@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import httpx
@@ -70,6 +71,8 @@ class WebhookDispatcher:
         self._concurrency = settings.webhook_concurrency
         # Claim again once a quarter of the slots are free, not after every single send.
         self._refill = max(1, self._concurrency // 4)
+        # While others have events due, one slow or dead endpoint holds half the slots at most.
+        self._per_endpoint = max(1, self._concurrency // 2)
         self._lease_s = settings.webhook_timeout_s + _LEASE_MARGIN_S
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
@@ -198,8 +201,19 @@ class WebhookDispatcher:
             return await fan_out(session, limit=self._batch)
 
     async def _claim(self, limit: int) -> list[Job]:
+        in_flight = Counter(job.endpoint_id for job in self._sends.values())
         async with self._sessions() as session, session.begin():
-            return await claim_due(session, limit=limit, lease_s=self._lease_s)
+            jobs = await claim_due(
+                session,
+                limit=limit,
+                lease_s=self._lease_s,
+                in_flight=in_flight,
+                per_endpoint=self._per_endpoint,
+            )
+            if len(jobs) < limit:
+                # Nobody else is waiting: the capped endpoints may use the idle slots.
+                jobs += await claim_due(session, limit=limit - len(jobs), lease_s=self._lease_s)
+            return jobs
 
     async def _attempt(self, job: Job) -> Outcome:
         outcome = await self._send(job)

@@ -9,7 +9,8 @@ mid-send only delays that delivery. SQLite has no row locks: one dispatcher per 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -176,9 +177,20 @@ def _insert_ignore(session: AsyncSession) -> Any:
 
 
 async def claim_due(
-    session: AsyncSession, *, limit: int, lease_s: float, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_s: float,
+    now: datetime | None = None,
+    in_flight: Mapping[str, int] | None = None,
+    per_endpoint: int | None = None,
 ) -> list[Job]:
-    """Lease up to ``limit`` due deliveries of enabled endpoints for ``lease_s`` and return them."""
+    """Lease up to ``limit`` due deliveries of enabled endpoints for ``lease_s`` and return them.
+
+    With ``per_endpoint``, no endpoint gets more than that many attempts in flight (counting
+    ``in_flight``, the caller's own sends per endpoint): a slow or dead endpoint then holds a
+    share of the sending slots, not all of them, and the others' events keep flowing.
+    """
     at = now or utcnow()
     query = (
         select(WebhookDelivery, WebhookEndpoint, WebhookOutbox)
@@ -192,10 +204,18 @@ async def claim_due(
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
     )
+    busy = Counter(in_flight or {})
+    if per_endpoint is not None:
+        full = [endpoint_id for endpoint_id, n in busy.items() if n >= per_endpoint]
+        if full:
+            query = query.where(WebhookDelivery.endpoint_id.not_in(full))
     rows = (await session.execute(_locked(session, query, WebhookDelivery))).all()
     lease_until = at + timedelta(seconds=lease_s)
     jobs = []
     for delivery, endpoint, event in rows:
+        if per_endpoint is not None and busy[endpoint.id] >= per_endpoint:
+            continue  # left unleased: due for the next claim, here or in another process
+        busy[endpoint.id] += 1
         delivery.next_attempt_at = lease_until
         jobs.append(
             Job(
