@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from voiceagent.engines.events import (
     EngineErrorEvent,
@@ -27,7 +28,7 @@ from voiceagent.engines.events import (
 from voiceagent.engines.realtime import RealtimeEngine, RealtimeSession
 from voiceagent.errors import EngineError, NoWorkerError
 from voiceagent.memory import RedisMemory
-from voiceagent.worker.registry import WorkerRegistry
+from voiceagent.worker.registry import WorkerInfo, WorkerRegistry
 from voiceagent.worker.scripted import ScriptedWorkerConfig, ScriptedWorkerEngine
 from voiceagent.worker.server import WorkerServer
 
@@ -124,3 +125,37 @@ async def test_a_call_survives_its_worker_dying_mid_reply(prefix: str) -> None:
         await engine.aclose()
         for server in workers.values():
             await server.aclose()
+
+
+async def test_a_worker_that_fails_the_handshake_is_passed_over(prefix: str) -> None:
+    """A worker that accepts the connection and then closes it (as one that lost a race for its
+    last slot does) costs the call a retry on another worker, not the call."""
+
+    async def close_at_once(conn: ServerConnection) -> None:
+        await conn.close(1013, "worker at capacity")
+
+    broken = await serve(close_at_once, "127.0.0.1", 0)
+    port = broken.sockets[0].getsockname()[1]
+    registry = WorkerRegistry(REDIS_URL, prefix=prefix, ttl_s=10.0)
+    # More free slots than the real worker, so placement tries it first.
+    await registry.announce(
+        WorkerInfo("broken", f"ws://127.0.0.1:{port}/v1/realtime", 100, "x"), active=0, draining=False
+    )
+    good = await _worker(prefix, "good")
+    engine = RealtimeEngine(registry=WorkerRegistry(REDIS_URL, prefix=prefix), token=TOKEN)
+    try:
+        session = await engine.open_session(SessionConfig(16000, 16000))
+        assert session.workers == ["good"]
+        assert _text(await _turn_after_created(session)) == "Reply number 1."
+        await session.aclose()
+    finally:
+        await engine.aclose()
+        await good.aclose()
+        await registry.aclose()
+        broken.close()
+        await broken.wait_closed()
+
+
+async def _turn_after_created(session: RealtimeSession) -> list[ServerEvent]:
+    assert isinstance(await session.recv(), SessionCreated)
+    return await _turn(session)

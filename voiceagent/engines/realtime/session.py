@@ -47,7 +47,7 @@ from voiceagent.engines.events import (
 from voiceagent.engines.items import new_id
 from voiceagent.engines.realtime.codec import WireSession, decode_server, encode_client
 from voiceagent.engines.realtime.rates import WireRates
-from voiceagent.errors import EngineError, NoWorkerError, ProtocolError
+from voiceagent.errors import EngineError, NoWorkerError, ProtocolError, VoiceAgentError
 
 if TYPE_CHECKING:
     from voiceagent.engines.realtime.engine import RealtimeEngine
@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 # Audio resent after a failover goes in pieces the worker accepts (its message limit is 4 MiB).
 _RESEND_CHUNK_BYTES = 256 * 1024
+# Workers a new call tries when handshakes fail (a lost race for the last slot, a broken worker).
+_HANDSHAKE_ATTEMPTS = 3
 # A caller who talks this long without a turn ending is not replayed whole.
 _MAX_KEPT_BYTES = 120 * 24000 * 2
 
@@ -113,14 +115,23 @@ class RealtimeSession:
         self._reader = asyncio.create_task(self._read_loop(), name=f"{self.id}:realtime-read")
 
     async def _connect(self) -> None:
-        ws, worker = await self._engine.connect(self.id)
-        try:
-            await self._handshake(ws)
-        except (ConnectionClosed, TimeoutError, ProtocolError) as exc:
-            await ws.close()
-            raise EngineError(f"worker {worker} failed the session handshake: {exc}") from exc
-        self._ws = ws
-        self.workers.append(worker)
+        refused: list[str] = []
+        for _ in range(_HANDSHAKE_ATTEMPTS):
+            ws, worker = await self._engine.connect(self.id, exclude=refused)
+            try:
+                await self._handshake(ws)
+            except (ConnectionClosed, TimeoutError, ProtocolError) as exc:
+                # E.g. two handshakes raced for a worker's last slot and this one lost: try another.
+                await ws.close()
+                logger.warning(
+                    "worker %s failed the handshake: %s", worker, exc, extra={"session_id": self.id}
+                )
+                refused.append(worker)
+                continue
+            self._ws = ws
+            self.workers.append(worker)
+            return
+        raise NoWorkerError(f"no worker completed the session handshake (tried {', '.join(refused)})")
 
     async def _handshake(self, ws: ClientConnection) -> None:
         async with asyncio.timeout(self._engine.timeout_s):
@@ -220,6 +231,13 @@ class RealtimeSession:
     # ---- server events ----------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
+        try:
+            await self._serve_connections()
+        except Exception as exc:  # the media layer must hear of any failure, never wait forever
+            logger.exception("realtime session failed", extra={"session_id": self.id})
+            self._fail(f"realtime session failed: {exc!r}")
+
+    async def _serve_connections(self) -> None:
         while True:
             ws = self._ws
             assert ws is not None
@@ -315,7 +333,7 @@ class RealtimeSession:
             try:
                 ws, worker = await self._engine.connect(self.id, exclude=self.workers)
                 await self._handshake(ws)
-            except (EngineError, ConnectionClosed, TimeoutError) as exc:
+            except (VoiceAgentError, ConnectionClosed, TimeoutError, OSError) as exc:
                 logger.warning(
                     "failover attempt %d failed: %s", attempt + 1, exc, extra={"session_id": self.id}
                 )
