@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     webhook_secret_overlap_s: float = Field(
         default=86400.0, ge=0, description="After a rotation, how long the old secret still signs too."
     )
+    webhook_log_retention_days: float = Field(
+        default=30.0, ge=0, description="Settled deliveries and sent events older than this go; 0 keeps all."
+    )
     tool_call_timeout_s: float = Field(
         default=1.5, gt=0, description="An agent tool call's HTTP timeout; past it the fallback is said."
     )

@@ -28,7 +28,7 @@ from voiceagent.webhooks import (
     rotate_secret,
     secrets_in_use,
 )
-from voiceagent.webhooks.queue import Job, Outcome, claim_due, fan_out, record_outcome
+from voiceagent.webhooks.queue import Job, Outcome, claim_due, fan_out, prune, record_outcome, record_outcomes
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
@@ -204,3 +204,29 @@ async def test_endpoint_admin_rotation_and_validation(sessions: Sessions) -> Non
         with pytest.raises(WebhookError):
             await list_deliveries(s, limit=0)
         assert (await s.scalars(select(WebhookDelivery))).all() == []
+
+
+async def test_prune_keeps_what_is_still_owed(sessions: Sessions) -> None:
+    async with sessions() as s, s.begin():
+        await create_endpoint(s, url="http://127.0.0.1:9/h", events="call.started")
+    for call_id in ("old-ok", "old-pending", "new-ok"):
+        await _start(sessions, call_id)
+    async with sessions() as s, s.begin():
+        await fan_out(s, now=T0)
+        jobs = await claim_due(s, limit=10, lease_s=0.0, now=T0)
+        ok = [(j, Outcome(True, 1.0, 200)) for j in jobs if j.msg_id != "call.started:old-pending"]
+        await record_outcomes(s, results=ok, schedule_s=(0.0,), now=T0)
+        # The newest one was handed out and settled later.
+        newest = (
+            await s.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id.like("%new-ok")))
+        ).one()
+        newest.created_at = T0 + timedelta(days=40)
+        outbox = (await s.scalars(select(WebhookOutbox).where(WebhookOutbox.event_id.like("%new-ok")))).one()
+        outbox.delivered_at = T0 + timedelta(days=40)
+    async with sessions() as s, s.begin():
+        assert await prune(s, older_than=T0 + timedelta(days=30)) == (1, 1)
+    async with sessions() as s:
+        left = {d.event_id: d.status for d in await list_deliveries(s)}
+        events = set((await s.scalars(select(WebhookOutbox.event_id))).all())
+    assert left == {"call.started:old-pending": "pending", "call.started:new-ok": "succeeded"}
+    assert events == {"call.started:old-pending", "call.started:new-ok"}

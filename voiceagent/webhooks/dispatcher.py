@@ -16,6 +16,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +26,7 @@ from voiceagent import __version__
 from voiceagent.config import Settings
 from voiceagent.errors import WebhookError
 from voiceagent.store.models import utcnow
-from voiceagent.webhooks.queue import Job, Outcome, claim_due, fan_out, record_outcomes, release
+from voiceagent.webhooks.queue import Job, Outcome, claim_due, fan_out, prune, record_outcomes, release
 from voiceagent.webhooks.signing import sign_headers
 
 __all__ = ["DispatcherStats", "WebhookDispatcher", "start_dispatcher"]
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 # A claim must outlive the send it covers, with room for recording the outcome.
 _LEASE_MARGIN_S = 30.0
 _DB_RETRY_S = 2.0
+_PRUNE_EVERY_S = 3600.0
 _ERROR_CHARS = 500
 
 
@@ -74,6 +76,8 @@ class WebhookDispatcher:
         # While others have events due, one slow or dead endpoint holds half the slots at most.
         self._per_endpoint = max(1, self._concurrency // 2)
         self._lease_s = settings.webhook_timeout_s + _LEASE_MARGIN_S
+        self._retention_s = settings.webhook_log_retention_days * 86400.0
+        self._last_prune = -math.inf
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
             follow_redirects=False,  # a redirect would resend the signed body to a URL nobody registered
@@ -139,6 +143,7 @@ class WebhookDispatcher:
         while True:
             self._wake.clear()
             try:
+                await self._prune_if_due()
                 fanned_out_all = await self._fan_out_if_due()
                 free = self._concurrency - len(self._sends)
                 claimed = 0
@@ -195,6 +200,20 @@ class WebhookDispatcher:
             return True
         self._last_fan_out = now
         return await self._fan_out() < self._batch
+
+    async def _prune_if_due(self) -> None:
+        """Delete the log beyond its retention, at most once per ``_PRUNE_EVERY_S``."""
+        now = time.monotonic()
+        if self._retention_s <= 0 or now - self._last_prune < _PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        cutoff = utcnow() - timedelta(seconds=self._retention_s)
+        async with self._sessions() as session, session.begin():
+            deliveries, events = await prune(session, older_than=cutoff)
+        if deliveries or events:
+            logger.info(
+                "pruned %d webhook deliveries and %d sent events before %s", deliveries, events, cutoff
+            )
 
     async def _fan_out(self) -> int:
         async with self._sessions() as session, session.begin():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,7 @@ __all__ = [
     "claim_due",
     "event_body",
     "fan_out",
+    "prune",
     "record_outcome",
     "record_outcomes",
     "release",
@@ -318,3 +319,28 @@ async def release(session: AsyncSession, *, delivery_ids: Sequence[int], now: da
             .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == "pending")
             .values(next_attempt_at=now or utcnow())
         )
+
+
+async def prune(session: AsyncSession, *, older_than: datetime) -> tuple[int, int]:
+    """Delete settled deliveries created before ``older_than``, and the outbox events handed out
+    before it that no delivery needs any more; returns (deliveries, events) deleted.
+
+    Pending deliveries and their events are kept whatever their age: they are still owed.
+    """
+    deliveries = await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status != "pending", WebhookDelivery.created_at < older_than
+        )
+    )
+    still_needed = select(WebhookDelivery.id).where(WebhookDelivery.outbox_id == WebhookOutbox.id).exists()
+    events = await session.execute(
+        delete(WebhookOutbox).where(
+            WebhookOutbox.delivered_at.is_not(None), WebhookOutbox.delivered_at < older_than, ~still_needed
+        )
+    )
+    return _rowcount(deliveries), _rowcount(events)
+
+
+def _rowcount(result: Any) -> int:
+    count = getattr(result, "rowcount", 0)
+    return count if isinstance(count, int) and count >= 0 else 0
