@@ -1,5 +1,7 @@
 """Choosing engines: the worker's by name, the media side's by settings.engine; production needs a token."""
 
+import socket
+
 import pytest
 
 from voiceagent.agents import builtin_agent_path, load_agent
@@ -10,6 +12,7 @@ from voiceagent.errors import ConfigError
 from voiceagent.worker.engines import load_worker_engine
 from voiceagent.worker.process import run_worker
 from voiceagent.worker.scripted import ScriptedWorkerEngine
+from voiceagent.worker.server import advertised_host
 
 
 async def test_worker_engines_by_name() -> None:
@@ -39,3 +42,8 @@ async def test_a_production_worker_refuses_to_start_without_a_token() -> None:
 def test_engine_setting_is_validated() -> None:
     with pytest.raises(ConfigError, match="engine"):
         load_settings(engine="telepathy")
+
+
+def test_a_wildcard_bind_is_advertised_by_host_name() -> None:
+    assert advertised_host("0.0.0.0") == socket.gethostname()
+    assert advertised_host("10.0.0.5") == "10.0.0.5"

@@ -17,7 +17,7 @@ from voiceagent.config import Settings
 from voiceagent.errors import ConfigError
 from voiceagent.worker.engines import load_worker_engine
 from voiceagent.worker.registry import WorkerRegistry
-from voiceagent.worker.server import WorkerServer
+from voiceagent.worker.server import WorkerServer, advertised_host
 
 __all__ = ["run_worker"]
 
@@ -94,6 +94,6 @@ async def _start(server: WorkerServer, settings: Settings) -> int:
     port = await server.start(settings.worker_host, settings.worker_port)
     if settings.worker_id is None:
         # Known only now when the port was 0 (picked by the OS), and needed before the first heartbeat.
-        server.worker_id = f"{settings.worker_host}:{port}"
+        server.worker_id = f"{advertised_host(settings.worker_host)}:{port}"
     await server.join_pool()
     return port

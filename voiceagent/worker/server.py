@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from http import HTTPStatus
@@ -35,7 +36,7 @@ from voiceagent.worker.metrics import CONTENT_TYPE_LATEST, WorkerMetrics
 from voiceagent.worker.registry import WorkerInfo, WorkerRegistry
 from voiceagent.worker.session import WorkerSession
 
-__all__ = ["REALTIME_PATH", "WorkerServer"]
+__all__ = ["REALTIME_PATH", "WorkerServer", "advertised_host"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class WorkerServer:
         )
         bound = int(self._server.sockets[0].getsockname()[1])
         if self.url is None:
-            self.url = f"ws://{host}:{bound}{REALTIME_PATH}"
+            self.url = f"ws://{advertised_host(host)}:{bound}{REALTIME_PATH}"
         return bound
 
     async def join_pool(self) -> None:
@@ -234,6 +235,11 @@ class WorkerServer:
         conversation = query.get("conversation_id", [None])[0]
         config = replace(self._default.config, conversation_id=conversation)
         return replace(self._default, config=config, model=model)
+
+
+def advertised_host(bind_host: str) -> str:
+    """The name media nodes can reach a worker by: the bind address, or the host name for a wildcard."""
+    return socket.gethostname() if bind_host in ("", "0.0.0.0", "::") else bind_host
 
 
 def _reply(
