@@ -84,3 +84,9 @@ class TransferBridge:
 
     def on_transfer_status(self, code: int, reason: str, final: bool) -> None:
         pass
+
+    def on_rtp_source(self, source: str, stranger: bool) -> None:
+        pass
+
+    def on_rtp_pinned(self, peer: str, pinned: bool) -> None:
+        pass

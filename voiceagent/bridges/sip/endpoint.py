@@ -32,6 +32,8 @@ T = TypeVar("T")
 
 # How long one libHandleEvents poll may block before queued work runs.
 _POLL_MS = 10
+# How often the owner's housekeeping runs (RTP source checks, RTP timeout).
+_HOUSEKEEPING_S = 0.1
 # Inside the media layer everything is 16 kHz; the bridge's clock runs at the same rate.
 CLOCK_RATE = 16000
 FRAME_MS = 20
@@ -48,13 +50,13 @@ class PjsipThread:
         *,
         setup: Callable[[pj.Endpoint], None],
         teardown: Callable[[], None],
-        every_second: Callable[[], None] | None = None,
+        housekeeping: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
         self.endpoint: pj.Endpoint | None = None
         self._setup = setup
         self._teardown = teardown
-        self._every_second = every_second
+        self._housekeeping = housekeeping
         self._work: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
             queue.SimpleQueue()
         )
@@ -121,9 +123,9 @@ class PjsipThread:
             ep.libHandleEvents(_POLL_MS)
             self._run_work()
             now = time.monotonic()
-            if self._every_second is not None and now - last_tick >= 1.0:
+            if self._housekeeping is not None and now - last_tick >= _HOUSEKEEPING_S:
                 last_tick = now
-                self._guard(self._every_second)
+                self._guard(self._housekeeping)
         self._shutdown(ep)
 
     def _init(self, ep: pj.Endpoint) -> None:

@@ -176,6 +176,14 @@ class SipCallLeg:
             if self.on_transfer_final is not None:
                 self.on_transfer_final(code, reason)
 
+    def on_rtp_source(self, source: str, stranger: bool) -> None:
+        self.note("rtp_source", source=source, stranger=stranger)
+        if stranger:
+            logger.warning("RTP from %s, not the negotiated peer: muted", source, extra=self._log_extra)
+
+    def on_rtp_pinned(self, peer: str, pinned: bool) -> None:
+        self.note("rtp_pinned", peer=peer, pinned=pinned)
+
     # ---- ending --------------------------------------------------------------------------------
 
     def request_end(self, reason: str) -> None:

@@ -62,6 +62,7 @@ class SipMediaOptions:
     allowed: tuple[Network, ...] = field(default_factory=tuple)
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722")
     rtp_timeout_s: float = 30.0
+    strict_rtp: bool = True
     outbound_proxy: str | None = None
     user_agent: str = "voiceagent"
     log_level: int = 1
@@ -95,5 +96,6 @@ class SipMediaOptions:
             allowed=parse_networks([*settings.sip_allowed_sources, *allow, *trunk_ips]),
             codecs=tuple(settings.sip_codecs),
             rtp_timeout_s=settings.sip_rtp_timeout_s,
+            strict_rtp=settings.sip_strict_rtp,
             outbound_proxy=settings.sip_outbound_proxy,
         )

@@ -15,6 +15,7 @@ from typing import Protocol
 import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
 
 from voiceagent.bridges.sip.port import CallAudioPort
+from voiceagent.bridges.sip.strict_rtp import parse_address, pin_rtp_source
 
 __all__ = [
     "CallListener",
@@ -60,6 +61,8 @@ class CallListener(Protocol):
     def on_media(self, status: str) -> None: ...
     def on_dtmf(self, digit: str, method: str) -> None: ...
     def on_transfer_status(self, code: int, reason: str, final: bool) -> None: ...
+    def on_rtp_source(self, source: str, stranger: bool) -> None: ...
+    def on_rtp_pinned(self, peer: str, pinned: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
         self.rx_packets = 0
         self.rx_idle_s = 0.0
         self.confirmed = False
+        self.peer_rtp: str | None = None  # the RTP address the SDP negotiated
         self._on_gone = on_gone
         self._connected_slot: int | None = None
 
@@ -126,6 +130,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
             self._on_gone(self)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        self.peer_rtp = None  # a new offer/answer may have moved the peer
         info = self.getInfo()
         status = "none"
         for media in info.media:
@@ -166,6 +171,37 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
                 self.listener.on_transfer_status, int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
             )
         prm.cont = not prm.finalNotify
+
+    def check_rtp_source(self) -> None:
+        """Strict RTP (pjsip thread, every 100 ms): mute the port while the latest RTP packet came
+        from an address other than the negotiated one. pjmedia itself plays any source and, after
+        10 packets, even switches its sending to it (NAT latching), so this is where we hold the line.
+        """
+        port = self.port
+        if not self.confirmed or port is None:
+            return
+        try:
+            if self.peer_rtp is None:
+                self.peer_rtp = str(self.getStreamInfo(0).remoteRtpAddress)
+                self._pin(str(self.getMedTransportInfo(0).localRtpName), self.peer_rtp)
+            source = str(self.getMedTransportInfo(0).srcRtpName)
+        except pj.Error:
+            return
+        if not source or source.startswith("0.0.0.0") or self.peer_rtp.startswith("0.0.0.0"):
+            return
+        stranger = source != self.peer_rtp
+        if stranger != port.muted:
+            port.muted = stranger
+            if self.listener is not None:
+                self._post(self.listener.on_rtp_source, source, stranger)
+
+    def _pin(self, local_name: str, peer_name: str) -> None:
+        local, peer = parse_address(local_name), parse_address(peer_name)
+        if local is None or peer is None or peer[0] == "0.0.0.0":
+            return
+        pinned = pin_rtp_source(local, peer)
+        if self.listener is not None:
+            self._post(self.listener.on_rtp_pinned, peer_name, pinned)
 
     def poll_rtp(self) -> None:
         """Once a second on the pjsip thread: count RTP packets received, for the inactivity timeout."""

@@ -38,6 +38,9 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
         self._loop = loop
         self.wake = wake
         self._closed = False
+        # Strict RTP: set (on the pjsip thread) while the latest RTP comes from someone other than
+        # the negotiated peer; what arrives meanwhile is not handed to the media layer.
+        self.muted = False
 
     def create(self, name: str) -> None:
         """Register with the conference bridge (pjsip thread)."""
@@ -54,8 +57,11 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2's name)
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != FRAME_BYTES:
             return
-        # SWIG's ByteVector only converts element by element; a slice copies in C first.
-        self.inbound.append(bytes(tuple(frame.buf[0:FRAME_BYTES])))
+        if self.muted:
+            self.inbound.append(_SILENCE)
+        else:
+            # SWIG's ByteVector only converts element by element; a slice copies in C first.
+            self.inbound.append(bytes(tuple(frame.buf[0:FRAME_BYTES])))
         self.received_frames += 1
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2's name)

@@ -85,6 +85,7 @@ class SipMediaService:
         self._trunk_accounts: dict[str, TrunkAccount] = {}
         self._pj_calls: set[PjCall] = set()
         self._admitted: set[PjCall] = set()
+        self._ticks = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class SipMediaService:
         """Start pjsua2 and listen; raises SipError (port taken, bad address...)."""
         self._loop = asyncio.get_running_loop()
         self._thread = PjsipThread(
-            self.options, setup=self._pj_setup, teardown=self._pj_teardown, every_second=self._pj_every_second
+            self.options, setup=self._pj_setup, teardown=self._pj_teardown, housekeeping=self._pj_housekeeping
         )
         await asyncio.to_thread(self._thread.start)
         logger.info("SIP media listening on %s:%d", self.options.bind_host, self.options.sip_port)
@@ -183,10 +184,16 @@ class SipMediaService:
             self._account.shutdown()
             self._account = None
 
-    def _pj_every_second(self) -> None:
+    def _pj_housekeeping(self) -> None:
+        self._ticks += 1
+        every_second = self._ticks % 10 == 0
         timeout_s = self.options.rtp_timeout_s
         for call in list(self._admitted):
             if call.listener is None or not call.isActive():
+                continue
+            if self.options.strict_rtp:
+                call.check_rtp_source()
+            if not every_second:
                 continue
             call.poll_rtp()
             if call.rx_idle_s >= timeout_s:
@@ -435,6 +442,11 @@ class SipMediaService:
         if leg is None:
             raise SipError(f"no live SIP call {call_id!r}")
         return leg
+
+    async def media_address(self, call_id: str) -> str:
+        """Where this call receives RTP ("ip:port"), as pjsua bound it."""
+        call = self._leg(call_id).pj_call
+        return await self.thread.run(lambda: str(call.getMedTransportInfo(0).localRtpName))
 
     async def send_dtmf(self, call_id: str, digits: str, *, method: str = "rfc4733") -> None:
         """Send DTMF to the caller: RFC 4733 events in the RTP stream, or SIP INFO (dtmf-relay)."""

@@ -138,7 +138,8 @@ class EdgeConfig:
             "tls_port": settings.sip_edge_tls_port,
             "tls_cert": settings.sip_edge_tls_cert,
             "tls_key": settings.sip_edge_tls_key,
-            "max_calls": settings.sip_edge_max_calls,
+            # No more calls than the media processes can hold: a burst past that only hurts them.
+            "max_calls": min(settings.sip_edge_max_calls, len(media) * settings.sip_max_calls),
             "pike_requests": settings.sip_edge_pike_requests,
             "children": settings.sip_edge_children,
             "kamailio": settings.sip_edge_kamailio,

@@ -11,9 +11,10 @@ The routing script, in the order a request meets it:
 5. out-of-dialog: OPTIONS 200 and REGISTER 403 whatever the user, every other method but INVITE 405,
    so answers never tell a known extension from an unknown one (``svwar`` learns nothing);
 6. INVITE: the SDP is checked for what aborts pjsip (oversized or non-numeric connection addresses,
-   absurd line lengths) → 488; past ``max_calls`` live dialogs → 503 with a Reason; then
-   ``dispatcher`` picks a media process (round robin over those its OPTIONS probes find alive),
-   record-routes, and relays; a back-end that fails or stays silent is marked down and the next is tried.
+   absurd line lengths, NUL bytes) → 4xx; ``dispatcher`` picks a media process (round robin over
+   those its OPTIONS probes find alive); past ``max_calls`` calls (INVITE to hang-up, counted
+   atomically in ``htable``) → 503 with a Reason; then it record-routes and relays. A full media
+   process (486/503) makes it try the next; a silent or failing one is marked down first.
 
 RTP never passes through the edge: the SDP is relayed untouched, so media flows caller ↔ media process.
 """
@@ -261,6 +262,7 @@ loadmodule "ipops.so"
 loadmodule "pike.so"
 loadmodule "dialog.so"
 loadmodule "dispatcher.so"
+loadmodule "htable.so"
 """
 
 _PARAMS = """modparam("jsonrpcs", "transport", 2)
@@ -270,6 +272,7 @@ modparam("tm", "fr_timer", 4000)
 modparam("tm", "fr_inv_timer", 60000)
 modparam("rr", "enable_full_lr", 0)
 modparam("rr", "append_fromtag", 1)
+modparam("htable", "htable", "calls=>size=1;")
 modparam("dialog", "enable_stats", 1)
 modparam("dialog", "default_timeout", 14400)
 modparam("dialog", "dlg_match_mode", 1)
@@ -341,9 +344,10 @@ request_route {
 	}
 	route(CHECK_RELAYED);
 	route(CHECK_SDP);
-	route(ADMIT);
 	route(FROM_TRUNK);
-	route(DISPATCH);
+	route(SELECT);
+	route(ADMIT);
+	route(RELAY);
 }
 
 # Headers the media processes trust come from the edge alone.
@@ -404,7 +408,8 @@ route[CHECK_SDP] {
 	}
 	if (search_body("(^|\n)c=[^\r\n]{@@CLINE@@}")
 			|| search_body("(^|\n)c=([^I\r\n]|I[^N\r\n]|IN[^ ]|IN [^I]|IN I[^P]|IN IP[^46]|IN IP[46][^ ])")
-			|| search_body("(^|\n)c=IN IP[46] [0-9A-Fa-f.:/]*[^0-9A-Fa-f.:/\r\n]")
+			|| search_body("(^|\n)c=IN IP4 [0-9./]*[^0-9./\r\n]")
+			|| search_body("(^|\n)c=IN IP6 [0-9A-Fa-f.:/]*[^0-9A-Fa-f.:/\r\n]")
 			|| search_body("(^|\n)o=[^\r\n]{256}")
 			|| search_body("[^\r\n]{@@SDPLINE@@}")) {
 		append_to_reply("Reason: SIP;cause=488;text=\"SDP refused by the edge\"\r\n");
@@ -413,8 +418,19 @@ route[CHECK_SDP] {
 	}
 }
 
+route[SELECT] {
+	if (!ds_select_dst("1", "4")) {
+		append_to_reply("Reason: SIP;cause=503;text=\"no media process available\"\r\n");
+		sl_send_reply("503", "Service Unavailable");
+		exit;
+	}
+}
+
+# Calls from INVITE to hang-up, counted atomically. $stat(active_dialogs) would miss INVITEs not yet
+# answered, which is what a burst is made of; a burst of INVITEs is what exhausts a pjsua2 process.
 route[ADMIT] {
-	if ($stat(active_dialogs) >= @@MAX_CALLS@@) {
+	if ($shtinc(calls=>live) > @@MAX_CALLS@@) {
+		$var(live) = $shtdec(calls=>live);
 		append_to_reply("Reason: SIP;cause=503;text=\"voiceagent at capacity\"\r\n");
 		append_to_reply("Retry-After: 10\r\n");
 		sl_send_reply("503", "Service Unavailable");
@@ -423,19 +439,26 @@ route[ADMIT] {
 	dlg_manage();
 }
 
-route[DISPATCH] {
-	if (!ds_select_dst("1", "4")) {
-		append_to_reply("Reason: SIP;cause=503;text=\"no media process available\"\r\n");
-		sl_send_reply("503", "Service Unavailable");
-		exit;
-	}
+route[RELAY] {
 	record_route();
 	t_set_fr(60000, @@BACKEND_MS@@);
 	t_on_failure("FAILOVER");
 	if (!t_relay()) {
-		sl_reply_error();
+		t_reply("500", "Server Error");
 	}
 	exit;
+}
+
+event_route[htable:mod-init] {
+	$sht(calls=>live) = 0;  # $shtinc only increments an item that exists
+}
+
+event_route[dialog:end] {
+	$var(live) = $shtdec(calls=>live);
+}
+
+event_route[dialog:failed] {
+	$var(live) = $shtdec(calls=>live);
 }
 
 failure_route[FAILOVER] {
