@@ -499,6 +499,40 @@ def sip_media(
     )
 
 
+@cli.command("sip-media-pool")
+@click.option("--processes", type=click.IntRange(1, 64), default=None, help="Default: sip_processes.")
+@click.option("--engine", type=click.Choice(["cascade", "tone"]), default="cascade", show_default=True)
+@click.pass_context
+@_friendly_errors
+def sip_media_pool(ctx: click.Context, processes: int | None, engine: str) -> None:
+    """Run and supervise several SIP media processes (ports sip_port, sip_port+1, ...)."""
+    import os
+    import signal
+
+    from voiceagent.bridges.sip.supervisor import SipMediaSupervisor, plan_processes
+
+    settings = _settings(ctx)
+    env = dict(os.environ)
+    if ctx.obj is not None:
+        env["VOICEAGENT_CONFIG"] = str(ctx.obj)  # the children read the same settings file
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        specs = plan_processes(settings, processes or settings.sip_processes)
+        supervisor = SipMediaSupervisor(specs, max_calls=settings.sip_max_calls, engine=engine, env=env)
+        await supervisor.start()
+        click.echo("SIP media processes: " + " ".join(supervisor.sip_targets))
+        try:
+            await stop.wait()
+        finally:
+            await supervisor.aclose()
+
+    asyncio.run(run())
+
+
 # --- webhooks (begin)
 @cli.group()
 def webhooks() -> None:

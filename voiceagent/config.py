@@ -199,12 +199,12 @@ class Settings(BaseSettings):
 
     # SIP trunks and the SIP edge (voiceagent.bridges.sip)
     # -- the pjsua2 media processes (voiceagent.bridges.sip; docs/sip.md)
-    sip_bind_host: str = Field(default="127.0.0.1", description="Address SIP and RTP of a media process bind.")
+    sip_bind_host: str = Field(default="127.0.0.1", description="Address a media process binds SIP and RTP.")
     sip_public_host: str | None = Field(
         default=None, description="Address put in SDP/Contact when callers reach us through NAT."
     )
     sip_port: int = Field(default=5070, ge=1, le=65535, description="SIP port of the first media process.")
-    sip_rtp_ports: str = Field(default="20000-20999", description="RTP port range A-B shared by the processes.")
+    sip_rtp_ports: str = Field(default="20000-20999", description="RTP ports A-B, split between processes.")
     sip_processes: int = Field(default=1, ge=1, le=64, description="Media processes the supervisor runs.")
     sip_max_calls: int = Field(
         default=3, ge=1, le=3, description="Calls per media process (the wheel caps pjsua at 4, one kept)."
@@ -216,6 +216,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["PCMU", "PCMA", "G722"], description="Codecs in priority order."
     )
     sip_rtp_timeout_s: float = Field(default=30.0, gt=0, description="Hang up after this long without RTP.")
+    sip_strict_rtp: bool = Field(
+        default=True, description="Take RTP only from the SDP's address (off for callers behind NAT)."
+    )
     sip_outbound_proxy: str | None = Field(
         default=None, description="Route outbound INVITE/REGISTER through this URI (the edge)."
     )
@@ -231,7 +234,9 @@ class Settings(BaseSettings):
     sip_edge_advertise: str | None = Field(
         default=None, description="host[:port] the edge puts in Via/Record-Route when behind NAT."
     )
-    sip_edge_tls_port: int = Field(default=5061, ge=1, le=65535, description="SIP over TLS, if a cert is set.")
+    sip_edge_tls_port: int = Field(
+        default=5061, ge=1, le=65535, description="SIP over TLS, if a cert is set."
+    )
     sip_edge_tls_cert: Path | None = Field(default=None, description="PEM certificate; enables TLS.")
     sip_edge_tls_key: Path | None = Field(default=None, description="PEM private key of sip_edge_tls_cert.")
     sip_edge_media: list[str] = Field(
@@ -245,7 +250,9 @@ class Settings(BaseSettings):
     sip_edge_pike_requests: int = Field(
         default=60, ge=1, description="Requests one source may send per 2 s before pike blocks it."
     )
-    sip_edge_children: int = Field(default=2, ge=1, le=64, description="Kamailio worker processes per transport.")
+    sip_edge_children: int = Field(
+        default=2, ge=1, le=64, description="Kamailio worker processes per transport."
+    )
     sip_edge_kamailio: str = Field(default="kamailio", description="The kamailio binary.")
 
     @field_validator("asr_language", mode="before")
