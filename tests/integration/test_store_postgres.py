@@ -89,7 +89,8 @@ def test_migrations_match_the_models_and_downgrade_to_nothing(database_url: str)
 
     diff, tables = asyncio.run(inspect_db())
     assert diff == []
-    assert tables == {
+    # At least these: later migrations (console, SIP trunks) add tables of their own.
+    assert tables >= {
         "alembic_version",
         "calls",
         "turns",
@@ -98,6 +99,8 @@ def test_migrations_match_the_models_and_downgrade_to_nothing(database_url: str)
         "agents",
         "webhook_outbox",
         "api_keys",
+        "webhook_endpoints",
+        "webhook_deliveries",
     }
     downgrade(database_url, "base")
     _, tables = asyncio.run(inspect_db())
