@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -18,8 +18,9 @@ from voiceagent.store import CallStarted, create_engine, session_factory
 from voiceagent.store import repository as repo
 from voiceagent.store.apikeys import create_api_key
 from voiceagent.store.migrate import upgrade_async
-from voiceagent.webhooks import routes
+from voiceagent.webhooks import EVENT_TYPES, routes
 from voiceagent.webhooks.queue import fan_out
+from voiceagent.webhooks.schemas import EventType
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -158,3 +159,7 @@ async def test_the_delivery_log_pages_and_resend_wakes_the_dispatcher(api: Api) 
     assert api.app.state.webhooks.count == 1
     assert (await api.call("POST", "/v1/webhooks/deliveries/999/resend")).status_code == 404
     assert (await api.call("GET", "/v1/webhooks/deliveries?status=lost", key="read")).status_code == 422
+
+
+def test_the_schema_lists_every_event_type() -> None:
+    assert get_args(EventType) == EVENT_TYPES
