@@ -86,3 +86,23 @@ async def test_rtp_from_a_stranger_is_not_played_but_the_peer_is(settings: Setti
     assert from_stranger == 0, (from_peer, from_stranger)
     pinned = [e.data for e in leg.session.timeline.events if e.kind == "rtp_pinned"]
     assert pinned == [{"peer": f"127.0.0.1:{peer_port}", "pinned": True}]
+
+
+async def test_hold_and_unhold_keep_the_call_and_its_session(settings: Settings, tmp_path: Path) -> None:
+    legs: list[SipCallLeg] = []
+    async with sip_service(settings, legs=legs) as service:
+        sc = scenario(tmp_path, "uac_hold.xml", did="400", rtp_port=free_udp_port(), talk_ms=500)
+        result = await run_sipp(f"127.0.0.1:{service.options.sip_port}", sc, port=free_udp_port())
+        assert result.returncode == 0, result.output
+        assert await wait_for(lambda: bool(legs) and legs[0].end_reason is not None, 5)
+    leg = legs[0]
+    assert leg.end_reason == "remote_hangup"
+    assert leg.session is not None
+    media = [
+        (e.kind, e.data.get("status"))
+        for e in leg.session.timeline.events
+        if "hold" in e.kind or "media" in e.kind
+    ]
+    assert ("hold", "remote_hold") in media
+    assert media[-1] == ("media_active", "active"), media  # taken back off hold
+    assert leg.ticks > 50  # the media layer kept its clock through the hold
