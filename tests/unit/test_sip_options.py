@@ -1,0 +1,120 @@
+"""SIP media options, trunks and the small parsers of the SIP bridge (no pjsua2 needed)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from voiceagent.bridges.sip.options import (
+    PJSUA_MAX_CALLS,
+    SipMediaOptions,
+    parse_networks,
+    parse_port_range,
+    source_allowed,
+)
+from voiceagent.bridges.sip.strict_rtp import parse_address, pin_rtp_source
+from voiceagent.bridges.sip.supervisor import plan_processes
+from voiceagent.bridges.sip.trunks import agent_for_number, load_trunks
+from voiceagent.config import load_settings
+from voiceagent.errors import ConfigError
+
+
+def test_port_ranges_parse_and_bad_ones_are_refused() -> None:
+    assert parse_port_range("20000-20999") == (20000, 20999)
+    for bad in ("20000", "a-b", "30000-20000", "80-90", "20000-20001", "20000-70000"):
+        with pytest.raises(ConfigError):
+            parse_port_range(bad)
+
+
+def test_sources_are_matched_against_ips_and_cidrs() -> None:
+    nets = parse_networks(["127.0.0.1", "10.0.0.0/8", " ", "::1"])
+    assert source_allowed("127.0.0.1:5060", nets)
+    assert source_allowed("10.2.3.4:1234", nets)
+    assert source_allowed("[::1]:5060", nets)
+    assert source_allowed("10.2.3.4", nets)
+    assert not source_allowed("192.168.1.1:5060", nets)
+    assert not source_allowed("not-an-ip:5060", nets)
+    with pytest.raises(ConfigError):
+        parse_networks(["300.1.1.1"])
+
+
+def test_max_calls_is_bounded_by_the_wheels_compiled_limit() -> None:
+    assert PJSUA_MAX_CALLS == 4
+    SipMediaOptions(sip_port=5070, rtp_ports=(20000, 20100), max_calls=3)
+    with pytest.raises(ConfigError, match="PJSUA_MAX_CALLS"):
+        SipMediaOptions(sip_port=5070, rtp_ports=(20000, 20100), max_calls=4)
+
+
+def test_options_from_settings_trust_the_trunks_addresses() -> None:
+    settings = load_settings(
+        sip_trunks=[{"name": "carrier", "host": "sip.example.net", "source_ips": ["203.0.113.0/24"]}],
+        sip_allowed_sources=["127.0.0.1"],
+    )
+    options = SipMediaOptions.from_settings(settings, sip_port=6000, allow=("10.1.0.0/16",))
+    assert options.sip_port == 6000
+    assert source_allowed("203.0.113.9:5060", options.allowed)
+    assert source_allowed("10.1.2.3:5060", options.allowed)
+    assert not source_allowed("198.51.100.1:5060", options.allowed)
+
+
+def test_trunks_validate_and_route_numbers_to_agents() -> None:
+    settings = load_settings(
+        sip_trunks=[
+            {"name": "a", "host": "a.example:5060", "numbers": {"+4930123": "sales"}},
+            {"name": "b", "host": "b.example", "transport": "tls", "default_agent": "front-desk"},
+        ]
+    )
+    trunks = load_trunks(settings)
+    assert agent_for_number(trunks, "+4930123") == "sales"
+    assert agent_for_number(trunks, "+4930999") == "front-desk"
+    assert trunks[1].target("+15551234") == "sips:+15551234@b.example;transport=tls"
+    assert trunks[0].target("sip:x@y") == "sip:x@y"
+    assert agent_for_number([], "1") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([{"name": "x", "host": "h", "registers": True}], "username and a password"),
+        ([{"name": "x", "host": "h"}, {"name": "x", "host": "g"}], "unique"),
+        ([{"name": "bad name", "host": "h"}], "sip_trunks\\[0\\]"),
+        ([{"name": "x", "host": "h", "transport": "sctp"}], "sip_trunks\\[0\\]"),
+    ],
+)
+def test_bad_trunks_are_refused_with_their_index(raw: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_trunks(load_settings(sip_trunks=raw))
+
+
+def test_processes_get_distinct_ports_and_even_rtp_shares() -> None:
+    specs = plan_processes(load_settings(sip_port=5070, sip_rtp_ports="20000-20999"), 3)
+    assert [s.sip_port for s in specs] == [5070, 5071, 5072]
+    assert [s.control_port for s in specs] == [6070, 6071, 6072]
+    assert specs[0].rtp_ports == (20000, 20331)
+    assert specs[2].rtp_ports[1] <= 20999
+    assert all(s.rtp_ports[0] % 2 == 0 for s in specs)
+    with pytest.raises(ConfigError):
+        plan_processes(load_settings(sip_rtp_ports="20000-20010"), 8)
+
+
+def test_addresses_parse_for_pinning() -> None:
+    assert parse_address("1.2.3.4:5000") == ("1.2.3.4", 5000)
+    assert parse_address("[::1]:5000") is None
+    assert parse_address("nonsense") is None
+
+
+def test_pinning_connects_the_socket_bound_to_that_port() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ours,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+    ):
+        for s in (ours, peer, stranger):
+            s.bind(("127.0.0.1", 0))
+        ours.settimeout(0.5)
+        assert pin_rtp_source(ours.getsockname(), peer.getsockname())
+        stranger.sendto(b"stranger", ours.getsockname())
+        peer.sendto(b"peer", ours.getsockname())
+        assert ours.recv(100) == b"peer"  # the kernel dropped the stranger's datagram
+        assert not pin_rtp_source(("127.0.0.1", 1), peer.getsockname())
