@@ -51,7 +51,7 @@ class Pool:
         }
         self.procs: list[subprocess.Popen[str]] = []
 
-    def worker(self, *, capacity: int = 20, reply_ms: int = 1000) -> tuple[subprocess.Popen[str], str]:
+    def worker(self, *, capacity: int = 20, reply_ms: int = 1500) -> tuple[subprocess.Popen[str], str]:
         cmd = [sys.executable, "-m", "voiceagent", "worker", "--engine", "scripted", "--port", "0"]
         cmd += ["--capacity", str(capacity), "--reply-ms", str(reply_ms)]
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, text=True)
@@ -130,7 +130,7 @@ def test_placement_failover_and_drain(pool: Pool) -> None:
     ids = {a_url: _get(a_url, "/load")[1]["worker_id"], b_url: _get(b_url, "/load")[1]["worker_id"]}
 
     # 1. 44 calls at once on 20 + 20 slots.
-    first = [pool.media(22, start_in_s=4.0), pool.media(22, start_in_s=4.0)]
+    first = [pool.media(22, start_in_s=6.0), pool.media(22, start_in_s=6.0)]
     calls = [c for proc in first for c in _results(proc)]
     _forget_conversations(calls)
     placed = [c for c in calls if c["ok"]]
