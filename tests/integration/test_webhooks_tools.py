@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,8 @@ import pytest
 import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from voiceagent.agents import AgentDefinition, RuleBrain, build_brain
+from voiceagent.agents import AgentDefinition, Brain, IntentMatcher, Message, RuleBrain, build_brain
+from voiceagent.agents.brain import ToolFirstBrain
 from voiceagent.agents.tools import ToolRunner, capture_values, fill_template
 from voiceagent.config import load_settings
 from voiceagent.errors import ConfigError, ToolCallError
@@ -218,3 +219,44 @@ def test_agent_definitions_check_their_tools() -> None:
         AgentDefinition.model_validate({**base, "intents": bad_capture})
     with pytest.raises(ValueError, match="url"):
         AgentDefinition.model_validate({**base, "tools": [{**base["tools"][0], "url": "file:///etc"}]})
+
+
+class _Chatty:
+    """Stands in for an LLM brain: answers everything, knows nothing of orders."""
+
+    greeting = "Hello."
+    last_action = "answer"
+
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
+        yield "Your order is probably fine."
+
+
+async def test_with_an_llm_tool_intents_still_go_to_the_tool(
+    service: OrderService, env: dict[str, str]
+) -> None:
+    agent = _agent(service.port)
+    rules = RuleBrain(agent, tools=ToolRunner(agent, environ=env))
+    brain = ToolFirstBrain(_Chatty(), rules, IntentMatcher(agent))
+    try:
+        assert await _say_any(brain, "where is my order 4411") == "Order 4411 has shipped and arrives Friday."
+        assert await _say_any(brain, "tell me a joke") == "Your order is probably fine."
+    finally:
+        await rules.aclose()
+    assert len(service.calls) == 1
+
+
+async def test_build_brain_with_an_llm_puts_the_tools_first(
+    service: OrderService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_TOOL_SECRET", SECRET)
+    settings = load_settings(llm_base_url="http://127.0.0.1:9/v1")
+    brain = build_brain(_agent(service.port), settings)
+    assert isinstance(brain, ToolFirstBrain)
+    try:
+        assert await _say_any(brain, "where is my order 4411") == "Order 4411 has shipped and arrives Friday."
+    finally:
+        await brain.aclose()
+
+
+async def _say_any(brain: Brain, text: str) -> str:
+    return "".join([piece async for piece in brain.respond(text, [])])

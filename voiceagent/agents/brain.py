@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     # Imported when a brain is built: tools reach into memory, which imports this package.
     from voiceagent.agents.tools import ToolRunner
 
-__all__ = ["Brain", "FallbackBrain", "LLMBrain", "Message", "RuleBrain", "build_brain"]
+__all__ = ["Brain", "FallbackBrain", "LLMBrain", "Message", "RuleBrain", "ToolFirstBrain", "build_brain"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,48 @@ class FallbackBrain:
                 await close()
 
 
+class ToolFirstBrain:
+    """Answers intents that have a tool with the tool's answer, everything else with ``primary``.
+
+    An LLM knows nothing of an order's status: left to it, a tool intent would get a plausible
+    invention. So the rules decide first whether the caller asked something a tool answers.
+    """
+
+    def __init__(self, primary: Brain, rules: RuleBrain, matcher: IntentMatcher) -> None:
+        self._primary = primary
+        self._rules = rules
+        self._matcher = matcher
+        self._last_action: Action = "answer"
+
+    @property
+    def greeting(self) -> str | None:
+        """The primary brain's greeting."""
+        return self._primary.greeting
+
+    @property
+    def last_action(self) -> Action:
+        """The action of whichever brain gave the latest reply."""
+        return self._last_action
+
+    async def respond(self, user_text: str, history: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """The rule brain's (tool) reply for a tool intent, else the primary brain's reply."""
+        match = self._matcher.match(user_text)
+        brain: Brain = self._rules if match.intent is not None and match.intent.tool else self._primary
+        stream = brain.respond(user_text, history)
+        try:
+            async for piece in stream:
+                yield piece
+        finally:
+            await _close_stream(stream)
+        self._last_action = brain.last_action
+
+    async def aclose(self) -> None:
+        """Close the primary brain (which closes the rules it falls back to)."""
+        close = getattr(self._primary, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def _close_stream(stream: AsyncIterator[str]) -> None:
     # An abandoned async generator is only finalised by the event loop later; close it now so
     # an HTTP response inside it is released when the engine stops listening (barge-in).
@@ -167,12 +209,13 @@ async def _close_stream(stream: AsyncIterator[str]) -> None:
 def build_brain(agent: AgentDefinition, settings: Settings) -> Brain:
     """A :class:`RuleBrain`, or an LLM brain that falls back to rules if an endpoint is set.
 
-    The agent's tools are called by the rule brain (an LLM brain does not call them yet).
+    With an LLM, intents that have a tool are still answered by the rules and the tool.
     """
     from voiceagent.agents.tools import ToolRunner
 
     tools = ToolRunner(agent, timeout_s=settings.tool_call_timeout_s) if agent.tools else None
-    rules = RuleBrain(agent, tools=tools)
+    matcher = IntentMatcher(agent)
+    rules = RuleBrain(agent, matcher=matcher, tools=tools)
     if settings.llm_base_url is None:
         return rules
     llm = LLMBrain(
@@ -182,4 +225,5 @@ def build_brain(agent: AgentDefinition, settings: Settings) -> Brain:
         model=settings.llm_model,
         timeout_s=settings.llm_timeout_s,
     )
-    return FallbackBrain(llm, rules)
+    brain = FallbackBrain(llm, rules)
+    return ToolFirstBrain(brain, rules, matcher) if tools is not None else brain
