@@ -165,16 +165,24 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+_PCAP_MS = 4720  # g711a.pcap: 236 packets of 20 ms
+
+
 def write_scenarios(directory: Path, *, pause_ms: int = 0, audio: bool = False) -> tuple[Path, Path]:
-    """Write the uas and uac scenarios; the uac holds each call ``pause_ms`` (playing G.711 if audio)."""
+    """Write the uas and uac scenarios; the uac holds each call ``pause_ms``, with audio replaying
+    the Debian G.711 pcap back to back for that long when ``audio``."""
     media = ""
     if audio:
         (directory / "pcap").mkdir(exist_ok=True)
         target = directory / "pcap" / "g711a.pcap"
         if not target.exists():
             shutil.copy(PCAP_DIR / "g711a.pcap", target)
-        media += '<nop><action><exec play_pcap_audio="pcap/g711a.pcap"/></action></nop>\n'
-    if pause_ms:
+        left_ms = max(pause_ms, _PCAP_MS)
+        while left_ms > 0:
+            media += '<nop><action><exec play_pcap_audio="pcap/g711a.pcap"/></action></nop>\n'
+            media += f'<pause milliseconds="{min(left_ms, _PCAP_MS)}"/>\n'
+            left_ms -= _PCAP_MS
+    elif pause_ms:
         media += f'<pause milliseconds="{pause_ms}"/>\n'
     uas = directory / "uas.xml"
     uac = directory / "uac.xml"

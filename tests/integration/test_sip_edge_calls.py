@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -113,6 +114,9 @@ async def test_calls_past_the_limit_get_503_with_a_reason(tmp_path: Path, backen
         text = log.read_text(errors="replace")
         assert "SIP/2.0 503 Service Unavailable" in text
         assert 'Reason: SIP;cause=503;text="voiceagent at capacity"' in text
+        # Every admitted call was counted out again when it ended (no leak in the live-call count).
+        live = await edge.rpc("htable.get", "calls", "live")
+        assert re.search(r"value:\s*0\b", live), live
 
 
 async def test_no_backend_alive_gives_503_and_unknown_dialogs_481(tmp_path: Path) -> None:

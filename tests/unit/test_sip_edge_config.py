@@ -31,12 +31,12 @@ def test_from_settings_reads_the_sip_edge_fields_and_the_trunks() -> None:
              "registers": True, "expires_s": 300},
             {"name": "pbx", "host": "198.51.100.7", "source_ips": ["198.51.100.7"]},
         ],
-        sip_edge_max_calls=7,
+        sip_edge_max_calls=5,
     )  # fmt: skip
     config = EdgeConfig.from_settings(settings, port=0)
     assert config.port == 0  # overrides win
     assert config.media == ("10.0.0.5:5080", "10.0.0.6")
-    assert config.max_calls == 7
+    assert config.max_calls == 5
     assert config.trusted == ("192.0.2.0/24", "198.51.100.7")
     (reg,) = config.registrations
     assert (reg.name, reg.username, reg.password, reg.registrar, reg.expires_s) == (
@@ -50,7 +50,9 @@ def test_from_settings_reads_the_sip_edge_fields_and_the_trunks() -> None:
 
 def test_media_defaults_to_the_sip_media_processes() -> None:
     settings = load_settings(sip_bind_host="127.0.0.1", sip_port=5070, sip_processes=3)
-    assert EdgeConfig.from_settings(settings).media == ("127.0.0.1:5070", "127.0.0.1:5071", "127.0.0.1:5072")
+    config = EdgeConfig.from_settings(settings)
+    assert config.media == ("127.0.0.1:5070", "127.0.0.1:5071", "127.0.0.1:5072")
+    assert config.max_calls == 9  # never more than the media processes hold (3 each)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +106,7 @@ def test_generated_script_guards_pjsip_and_relays_in_dialog_only(tmp_path: Path)
         assert needed in cfg
     assert "listen=udp:127.0.0.1:5999" in cfg
     assert "listen=tcp:127.0.0.1:5999" in cfg
-    assert "$stat(active_dialogs) >= 3" in cfg
+    assert "$shtinc(calls=>live) > 3" in cfg
     assert "tls.so" not in cfg
     assert "uac.so" not in cfg
 
@@ -150,7 +152,7 @@ def test_cli_prints_the_generated_config() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("#!KAMAILIO")
     assert "listen=udp:127.0.0.1:5999" in result.output
-    assert "$stat(active_dialogs) >= 9" in result.output
+    assert "$shtinc(calls=>live) > 9" in result.output
 
 
 def test_cli_refuses_a_bad_media_address() -> None:
