@@ -229,6 +229,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Trunks (see voiceagent.bridges.sip.trunks.SipTrunk)."
     )
     # -- the SIP edge (Kamailio in front of the media processes; voiceagent.bridges.sip.edge)
+    sip_edge_enabled: bool = Field(default=False, description="`voiceagent serve` also runs the SIP edge.")
     sip_edge_host: str = Field(default="127.0.0.1", description="Address the SIP edge listens on (UDP+TCP).")
     sip_edge_port: int = Field(default=5060, ge=1, le=65535, description="SIP edge port (UDP and TCP).")
     sip_edge_advertise: str | None = Field(

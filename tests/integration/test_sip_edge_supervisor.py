@@ -194,3 +194,23 @@ async def test_the_sip_edge_command_serves_until_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
     assert await asyncio.to_thread(send_raw, port, _options(port), timeout_s=0.3) is None
+
+
+async def test_the_api_process_owns_the_edge_when_enabled(tmp_path: Path) -> None:
+    from voiceagent.api import create_app
+    from voiceagent.config import load_settings
+
+    port = free_port()
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}",
+        sip_edge_enabled=True,
+        sip_edge_port=port,
+        sip_edge_media=["127.0.0.1:5070"],
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert app.state.sip_edge is not None
+        reply = await asyncio.to_thread(send_raw, port, _options(port))
+        assert reply is not None
+        assert reply.startswith(b"SIP/2.0 200 OK")
+    assert await asyncio.to_thread(send_raw, port, _options(port), timeout_s=0.3) is None

@@ -13,6 +13,7 @@ from voiceagent.api import agents, callers, calls, health, outbound_calls
 from voiceagent.api.deps import ApiState, require
 from voiceagent.api.errors import install_error_handlers
 from voiceagent.api.outbound_calls import HttpCallPlacer
+from voiceagent.bridges.sip.edge import start_sip_edge
 from voiceagent.bridges.webrtc import WebRTCService, webrtc_router
 from voiceagent.bridges.webrtc.live import WebRTCLiveSource
 from voiceagent.config import Settings
@@ -59,9 +60,14 @@ def create_app(
                 logger.info("API started on %s", display_url(settings.database_url))
                 # The webhook dispatcher sends from the outbox for as long as the API runs.
                 app.state.webhooks = await start_dispatcher(settings, app.state.api.sessions)
+                app.state.sip_edge = None
                 try:
+                    # The SIP edge (Kamailio) lives as long as the API when this process owns it.
+                    app.state.sip_edge = await start_sip_edge(settings)
                     yield
                 finally:
+                    if app.state.sip_edge is not None:
+                        await app.state.sip_edge.aclose()
                     if app.state.webhooks is not None:
                         await app.state.webhooks.aclose()
                     if webrtc is not None:

@@ -18,7 +18,7 @@ from voiceagent.bridges.sip.edge.kamailio_cfg import (
     write_edge_files,
 )
 from voiceagent.bridges.sip.edge.sip_probe import HEALTH_USER_AGENT, options_ping
-from voiceagent.bridges.sip.edge.supervisor import SipEdge
+from voiceagent.bridges.sip.edge.supervisor import SipEdge, start_sip_edge
 
 __all__ = [
     "HEALTH_USER_AGENT",
@@ -30,5 +30,6 @@ __all__ = [
     "parse_hostport",
     "render_dispatcher_list",
     "render_kamailio_cfg",
+    "start_sip_edge",
     "write_edge_files",
 ]

@@ -17,9 +17,10 @@ from pathlib import Path
 from voiceagent.bridges.sip.edge.edge_config import EdgeConfig
 from voiceagent.bridges.sip.edge.kamailio_cfg import EdgeFiles, render_dispatcher_list, write_edge_files
 from voiceagent.bridges.sip.edge.sip_probe import options_ping
+from voiceagent.config import Settings
 from voiceagent.errors import SipEdgeError
 
-__all__ = ["SipEdge"]
+__all__ = ["SipEdge", "start_sip_edge"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +263,12 @@ class SipEdge:
             silent = 0 if await self.ping() else silent + 1
             if silent >= self.health_failures:
                 return f"missed {silent} health pings"
+
+
+async def start_sip_edge(settings: Settings) -> SipEdge | None:
+    """A started edge for ``settings`` when ``sip_edge_enabled`` (the serve process owns it), else None."""
+    if not settings.sip_edge_enabled:
+        return None
+    edge = SipEdge(EdgeConfig.from_settings(settings))
+    await edge.start()
+    return edge
