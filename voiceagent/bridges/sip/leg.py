@@ -9,6 +9,8 @@ timeline events, so they reach the call log.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["CallDetails", "SipCallLeg"]
 
 logger = logging.getLogger(__name__)
+
+_GAPS_KEPT = 3000  # one minute of 20 ms ticks
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class SipCallLeg:
         self.started = False
         self.ticks = 0
         self.inbound_frames = 0
+        # Gaps between clock ticks as the loop saw them (ms): the jitter the media layer lives with.
+        self.tick_gaps_ms: deque[float] = deque(maxlen=_GAPS_KEPT)
+        self._last_tick_s: float | None = None
         self._end = end
         self._call_log = call_log
         self._closed = False
@@ -112,6 +119,10 @@ class SipCallLeg:
         if session is None or port is None or not self.started or self._closed:
             return
         self.ticks += 1
+        now = time.monotonic()
+        if self._last_tick_s is not None:
+            self.tick_gaps_ms.append(1000.0 * (now - self._last_tick_s))
+        self._last_tick_s = now
         port.outbound.append(session.pull_outbound().tobytes())
         inbound = port.inbound
         while inbound:

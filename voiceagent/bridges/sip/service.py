@@ -128,6 +128,18 @@ class SipMediaService:
             "sip_port": self.options.sip_port,
             "refused": dict(self.refused),
             "registrations": {name: vars(status) for name, status in self.registrations.items()},
+            "tick_jitter_ms": self._tick_jitter(),
+        }
+
+    def _tick_jitter(self) -> dict[str, float]:
+        """How far the live calls' 20 ms ticks strayed from 20 ms, as the loop saw them (p50, p99)."""
+        gaps = sorted(abs(gap - 20.0) for leg in self._legs.values() for gap in leg.tick_gaps_ms)
+        if not gaps:
+            return {}
+        return {
+            "p50": round(gaps[len(gaps) // 2], 2),
+            "p99": round(gaps[int(len(gaps) * 0.99)], 2),
+            "n": len(gaps),
         }
 
     # ---- pjsip thread: setup, INVITEs, housekeeping -------------------------------------------
@@ -281,7 +293,9 @@ class SipMediaService:
     # ---- loop: answering -----------------------------------------------------------------------
 
     def _on_invite(self, call: PjCall, port: CallAudioPort, invite: IncomingInvite) -> None:
-        number = invite.request_uri_user
+        # Through the edge, a registered trunk's calls arrive with the trunk's name as the
+        # Request-URI user and the DID in To (docs/sip-edge.md); direct calls carry the DID in the R-URI.
+        number = _uri_user(invite.to_uri) if invite.trunk_header else invite.request_uri_user
         agent = invite.agent_header or agent_for_number(list(self.trunks.values()), number)
         details = CallDetails(
             "inbound", invite.from_uri, invite.to_uri, agent=agent, trunk=invite.trunk_header
@@ -505,6 +519,14 @@ def _header(message: str, name: str) -> str | None:
         if line.lower().startswith(prefix):
             return line.split(":", 1)[1].strip() or None
     return None
+
+
+def _uri_user(uri: str) -> str:
+    """The user part of a (name-addr) URI: ``"Bob" <sip:+4930@host>`` -> ``+4930``."""
+    inner = uri.split("<", 1)[1].split(">", 1)[0] if "<" in uri else uri
+    if "@" not in inner:
+        return ""
+    return inner.split(":", 1)[-1].split("@", 1)[0]
 
 
 def _request_uri_user(message: str) -> str:

@@ -35,7 +35,9 @@ class MediaProcessSpec:
     rtp_ports: tuple[int, int]
     control_port: int
 
-    def argv(self, *, max_calls: int, engine: str, extra: tuple[str, ...] = ()) -> list[str]:
+    def argv(
+        self, *, max_calls: int, engine: str, extra: tuple[str, ...] = (), call_log: bool = True
+    ) -> list[str]:
         return [
             sys.executable, "-m", "voiceagent", *extra, "sip-media",
             "--sip-port", str(self.sip_port),
@@ -43,6 +45,7 @@ class MediaProcessSpec:
             "--max-calls", str(max_calls),
             "--control-port", str(self.control_port),
             "--engine", engine,
+            *(() if call_log else ("--no-log",)),
         ]  # fmt: skip
 
 
@@ -83,12 +86,14 @@ class SipMediaSupervisor:
         engine: str = "cascade",
         cli_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        call_log: bool = True,
     ) -> None:
         self._children = [_Child(spec) for spec in specs]
         self._max_calls = max_calls
         self._engine = engine
         self._cli_args = cli_args
         self._env = env
+        self._call_log = call_log
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -118,7 +123,9 @@ class SipMediaSupervisor:
     async def _keep(self, child: _Child) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping:
-            argv = child.spec.argv(max_calls=self._max_calls, engine=self._engine, extra=self._cli_args)
+            argv = child.spec.argv(
+                max_calls=self._max_calls, engine=self._engine, extra=self._cli_args, call_log=self._call_log
+            )
             child.process = await asyncio.create_subprocess_exec(*argv, env=self._env)
             child.pids.append(child.process.pid)
             child.started_at = loop.time()
