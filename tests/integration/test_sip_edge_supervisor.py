@@ -71,6 +71,22 @@ async def test_a_killed_edge_is_restarted_and_a_closed_one_leaves_nothing_behind
     )
 
 
+async def test_a_hung_edge_is_killed_and_restarted() -> None:
+    """Alive but silent (every process stopped): the health pings notice, not the exit status."""
+    async with SipEdge(EdgeConfig(port=free_port()), health_interval_s=0.3, health_failures=2) as edge:
+        hung = edge.pid
+        assert hung is not None
+        os.killpg(hung, signal.SIGSTOP)
+        for _ in range(150):
+            if edge.restarts == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert edge.restarts == 1
+        assert edge.pid != hung
+        assert not _group_alive(hung)
+        assert await edge.ping()
+
+
 async def test_a_port_in_use_is_a_clean_error() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
