@@ -5,7 +5,8 @@ verifies every signature with the ``standardwebhooks`` library, and per-attempt 
 
 The receiver is a separate uvicorn process (so the figures include real HTTP and its CPU cost on
 this machine); the call log is a temporary SQLite file unless ``--database`` names a Postgres
-database (which must be empty or migrated; its webhook rows are left in place).
+database (migrated here if need be; the run removes its own rows afterwards, and other enabled
+endpoints there would receive the benchmark's events too).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from voiceagent.config import load_settings
 from voiceagent.store import CallStarted, create_engine, session_factory
 from voiceagent.store import repository as repo
 from voiceagent.store.migrate import upgrade_async
-from voiceagent.webhooks import WebhookDelivery, WebhookDispatcher, create_endpoint
+from voiceagent.store.models import Call, WebhookOutbox
+from voiceagent.webhooks import WebhookDelivery, WebhookDispatcher, WebhookEndpoint, create_endpoint
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -84,6 +86,14 @@ async def _wait_listening(port: int, timeout_s: float = 20.0) -> None:
         return
 
 
+async def _clean_up(sessions: Any, run_id: str) -> None:
+    """Leave a shared database as found: this run's endpoint, deliveries, calls and events go."""
+    async with sessions() as s, s.begin():
+        await s.execute(delete(WebhookOutbox).where(WebhookOutbox.event_id.like(f"%:{run_id}-%")))
+        await s.execute(delete(Call).where(Call.id.like(f"{run_id}-%")))
+        await s.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == run_id))
+
+
 async def run(events: int, concurrency: int, database: str | None) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory()
     url = database or f"sqlite+aiosqlite:///{Path(tmp.name) / 'calls.db'}"
@@ -100,10 +110,10 @@ async def run(events: int, concurrency: int, database: str | None) -> dict[str, 
     async with sessions() as s, s.begin():
         made = await create_endpoint(s, url=f"http://127.0.0.1:{port}/hooks", events=["call.started"])
     # Started once, before the clock runs; not worth an asyncio subprocess.
+    run_id = made.endpoint.id
     receiver = subprocess.Popen([sys.executable, __file__, "--serve-receiver", str(port), made.secret])  # noqa: ASYNC220
     try:
         await _wait_listening(port)
-        run_id = made.endpoint.id
         async with sessions() as s, s.begin():
             calls = [
                 CallStarted(f"{run_id}-{n}", "inbound", "sip", T0 + timedelta(milliseconds=n))
@@ -135,6 +145,7 @@ async def run(events: int, concurrency: int, database: str | None) -> dict[str, 
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
+        await _clean_up(sessions, run_id)
         await engine.dispose()
         tmp.cleanup()
     latencies = sorted(r.latency_ms for r in rows if r.latency_ms is not None)
