@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     sip_strict_rtp: bool = Field(
         default=True, description="Take RTP only from the SDP's address (off for callers behind NAT)."
     )
+    sip_tls_port: int | None = Field(default=None, ge=1, le=65535, description="Also SIP over TLS here.")
+    sip_tls_cert: Path | None = Field(default=None, description="PEM certificate for sip_tls_port.")
+    sip_tls_key: Path | None = Field(default=None, description="PEM private key of sip_tls_cert.")
     sip_outbound_proxy: str | None = Field(
         default=None, description="Route outbound INVITE/REGISTER through this URI (the edge)."
     )

@@ -135,6 +135,7 @@ async def sip_service(
     engine: Any = None,
     call_log: Any = None,
     legs: list[Any] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> AsyncIterator[SipMediaService]:
     """A started in-process media service on free ports, answering with a tone (ScriptedEngine)."""
     options = SipMediaOptions(
@@ -143,6 +144,9 @@ async def sip_service(
         max_calls=max_calls,
         allowed=parse_networks(list(allowed)),
         rtp_timeout_s=rtp_timeout_s,
+        tls_port=free_udp_port() if tls else None,
+        tls_cert=str(tls[0]) if tls else None,
+        tls_key=str(tls[1]) if tls else None,
     )
     speech = engine or ScriptedEngine([ScriptedReply("a tone", tone())], user_text="(caller)")
     service = SipMediaService(

@@ -135,6 +135,11 @@ async def test_outbound_call_to_nobody_fails_cleanly(settings: Settings) -> None
             await service.place_call("123", trunk="missing")
         with pytest.raises(SipError):
             await service.send_dtmf("call_nope", "1")
+        # pjsua refuses this one after the call objects exist; the traceback keeps them alive past
+        # libDestroy, which must not abort the process (they are disowned at teardown).
+        with pytest.raises(SipError, match="PJSIP_EUNSUPTRANSPORT"):
+            await service.place_call("sip:x@127.0.0.1:5999;transport=tls")
+        assert not service.calls
 
 
 async def test_rtp_timeout_hangs_up_a_silent_call(settings: Settings, tmp_path: Path) -> None:

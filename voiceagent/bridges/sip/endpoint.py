@@ -153,6 +153,16 @@ class PjsipThread:
             if opt.public_host:
                 tc.publicAddress = opt.public_host
             ep.transportCreate(kind, tc)
+        if opt.tls_port is not None:
+            tc = pj.TransportConfig()
+            tc.port = opt.tls_port
+            tc.boundAddress = opt.bind_host
+            if opt.public_host:
+                tc.publicAddress = opt.public_host
+            tc.tlsConfig.certFile = opt.tls_cert
+            tc.tlsConfig.privKeyFile = opt.tls_key
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
         self._set_codecs(ep)
         ep.libStart()
 

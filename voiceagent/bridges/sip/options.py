@@ -63,11 +63,16 @@ class SipMediaOptions:
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722")
     rtp_timeout_s: float = 30.0
     strict_rtp: bool = True
+    tls_port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     outbound_proxy: str | None = None
     user_agent: str = "voiceagent"
     log_level: int = 1
 
     def __post_init__(self) -> None:
+        if self.tls_port is not None and not (self.tls_cert and self.tls_key):
+            raise ConfigError("SIP over TLS needs sip_tls_cert and sip_tls_key")
         if not 1 <= self.max_calls <= PJSUA_MAX_CALLS - 1:
             raise ConfigError(
                 f"max_calls must be 1..{PJSUA_MAX_CALLS - 1} per media process (the pjsua2 wheel is built"
@@ -97,5 +102,8 @@ class SipMediaOptions:
             codecs=tuple(settings.sip_codecs),
             rtp_timeout_s=settings.sip_rtp_timeout_s,
             strict_rtp=settings.sip_strict_rtp,
+            tls_port=settings.sip_tls_port,
+            tls_cert=str(settings.sip_tls_cert) if settings.sip_tls_cert else None,
+            tls_key=str(settings.sip_tls_key) if settings.sip_tls_key else None,
             outbound_proxy=settings.sip_outbound_proxy,
         )

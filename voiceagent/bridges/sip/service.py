@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +87,10 @@ class SipMediaService:
         self._pj_calls: set[PjCall] = set()
         self._admitted: set[PjCall] = set()
         self._ticks = 0
+        # Every Call and port made, weakly: any still alive at teardown is referenced from somewhere
+        # we do not control (a traceback, a test) and is disowned, because its C++ destructor would
+        # abort the process if it ran after libDestroy.
+        self._every_object: weakref.WeakSet[PjCall | CallAudioPort] = weakref.WeakSet()
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -195,6 +200,8 @@ class SipMediaService:
         if self._account is not None:
             self._account.shutdown()
             self._account = None
+        for leaked in list(self._every_object):
+            leaked.thisown = False
 
     def _pj_housekeeping(self) -> None:
         self._ticks += 1
@@ -244,6 +251,7 @@ class SipMediaService:
         rdata = prm.rdata
         source = str(rdata.srcAddress)
         call = PjCall(self._account, self._loop, prm.callId, on_gone=self._pj_gone)
+        self._every_object.add(call)
         self._pj_calls.add(call)
         if not source_allowed(source, self.options.allowed):
             logger.warning("INVITE from %s refused: source not allowed", source)
@@ -264,6 +272,7 @@ class SipMediaService:
             trunk_header=_header(message, "X-VoiceAgent-Trunk"),
         )
         port = CallAudioPort(self._loop)
+        self._every_object.add(port)
         port.create(f"call{prm.callId}")
         call.port = port
         self._admitted.add(call)
@@ -433,9 +442,11 @@ class SipMediaService:
             raise SipError(f"all {self.options.max_calls} call slots of this media process are in use")
         account = self._trunk_accounts.get(trunk, self._account) if trunk is not None else self._account
         call = PjCall(account, self._loop, on_gone=self._pj_gone)
+        self._every_object.add(call)
         port = None
         if with_port:
             port = CallAudioPort(self._loop)
+            self._every_object.add(port)
             port.create(f"out{id(call) & 0xFFFF}")
             call.port = port
         self._pj_calls.add(call)
