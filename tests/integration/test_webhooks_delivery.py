@@ -373,3 +373,35 @@ async def _settled_for(db: Db, endpoint_id: str, count: int) -> bool:
     async with db.sessions() as s:
         rows = await list_deliveries(s, endpoint_id=endpoint_id, status="succeeded")
     return len(rows) == count
+
+
+async def test_stopping_mid_send_hands_the_claim_back_at_once(db: Db) -> None:
+    receiver = Receiver(secrets=[], delay_s=3.0)
+    await receiver.start()
+    _, secret = await _endpoint(db, receiver.url, events="call.started")
+    receiver.secrets.append(secret)
+    await _calls(db, ["m1"])
+    settings = _settings(db.url, webhook_timeout_s=10.0)  # a lease of 40 s, were it kept
+    first = WebhookDispatcher(db.sessions, settings)
+    await first.start()
+    try:
+        await _until(lambda: _received(receiver, 1))
+    finally:
+        await first.aclose()  # the send is cut off before its answer
+    (row,) = await _deliveries(db)
+    assert (row.status, row.attempts) == ("pending", 0)
+    receiver.delay_s = 0.0
+    second = WebhookDispatcher(db.sessions, settings)
+    try:
+        assert await second.run_once() == 1  # due now, not in 40 s
+    finally:
+        await second.aclose()
+        await receiver.stop()
+    (row,) = await _deliveries(db)
+    assert (row.status, row.attempts) == ("succeeded", 1)
+    assert set(receiver.unique) == {"call.started:m1"}
+    assert receiver.requests == 2  # the cut-off copy and the delivered one: same webhook-id
+
+
+async def _received(receiver: Receiver, count: int) -> bool:
+    return receiver.requests >= count

@@ -113,6 +113,7 @@ class WebhookDispatcher:
 
     async def aclose(self) -> None:
         """Stop polling, cancel sends in flight, record what was sent, release the rest, close."""
+        sends = list(self._sends.items())
         for task in (self._loop_task, *self._sends):
             if task is not None:
                 task.cancel()
@@ -121,7 +122,8 @@ class WebhookDispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._loop_task = None
-        unsent = [job.delivery_id for job in self._sends.values()]
+        # Sends that finished before the cancel landed have their outcome in _results already.
+        unsent = [job.delivery_id for task, job in sends if task.cancelled()]
         self._sends.clear()
         if self._recorder_task is not None:
             self._recorder_task.cancel()
