@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -167,25 +168,31 @@ async def test_the_edge_registers_to_a_trunk() -> None:
 
 
 async def test_pike_blocks_a_flood_but_not_the_health_check() -> None:
-    async with SipEdge(EdgeConfig(port=free_port(), pike_requests=20), health_interval_s=0.5) as edge:
+    config = EdgeConfig(port=free_port(), pike_requests=20, trusted=("127.0.0.3/32",))
+    async with SipEdge(config, health_interval_s=0.5) as edge:
         port = edge.config.port
 
-        def flood() -> int:
+        def flood(source: str = "127.0.0.2") -> int:
             answered = 0
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.bind(("127.0.0.2", 0))  # a flooder of its own: 127.0.0.1 stays unblocked
-                sock.settimeout(0.05)
-                for _ in range(300):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # hold every reply
+                sock.bind((source, 0))  # a flooder of its own: 127.0.0.1 stays unblocked
+                sock.settimeout(0.5)
+                for n in range(300):
                     sock.sendto(_options(port), ("127.0.0.1", port))
-                    try:
-                        while sock.recv(4096):
-                            answered += 1
-                    except TimeoutError:
-                        pass
+                    if n % 5 == 4:
+                        time.sleep(0.01)  # ~500/s: a flood, not a socket buffer overrun
+                try:
+                    while sock.recv(4096):
+                        answered += 1
+                except TimeoutError:
+                    pass
             return answered
 
         answered = await asyncio.to_thread(flood)
         assert answered < 100
+        # A trusted trunk sending as much is never blocked.
+        assert await asyncio.to_thread(flood, "127.0.0.3") == 300
         stats = await edge.stats()
         assert stats["pike:blocked_ips"] >= 1
         assert await edge.ping()
