@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voiceagent.api import create_app
@@ -405,3 +406,38 @@ async def test_stopping_mid_send_hands_the_claim_back_at_once(db: Db) -> None:
 
 async def _received(receiver: Receiver, count: int) -> bool:
     return receiver.requests >= count
+
+
+class _Outage:
+    """A session factory whose database is down for the first ``failures`` sessions."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], failures: int) -> None:
+        self.sessions = sessions
+        self.failures = failures
+
+    def __call__(self) -> AsyncSession:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OperationalError("connect", {}, ConnectionRefusedError("database restarting"))
+        return self.sessions()
+
+
+async def test_a_database_outage_delays_delivery_and_loses_nothing(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("voiceagent.webhooks.dispatcher._DB_RETRY_S", 0.05)
+    receiver = Receiver(secrets=[])
+    await receiver.start()
+    _, secret = await _endpoint(db, receiver.url, events="call.started,call.ended")
+    receiver.secrets.append(secret)
+    expected = {e for e in await _calls(db, ["d1", "d2"]) if not e.startswith("turn.")}
+    outage = _Outage(db.sessions, failures=6)
+    dispatcher = WebhookDispatcher(outage, _settings(db.url))  # type: ignore[arg-type]
+    await dispatcher.start()
+    try:
+        await _until(lambda: _all_settled(db))
+    finally:
+        await dispatcher.aclose()
+        await receiver.stop()
+    assert outage.failures == 0
+    assert set(receiver.unique) == expected

@@ -160,6 +160,11 @@ class WebhookDispatcher:
                 logger.warning("webhook dispatcher cannot reach the database: %s", exc)
                 await asyncio.sleep(_DB_RETRY_S)
                 continue
+            except Exception:
+                # A bug must not end delivery for the process's lifetime: log it loudly, go on.
+                logger.exception("webhook dispatcher pass failed")
+                await asyncio.sleep(_DB_RETRY_S)
+                continue
             more_due = claimed == min(free, self._batch) and claimed > 0
             if (more_due or not fanned_out_all) and len(self._sends) < self._concurrency:
                 continue
@@ -189,6 +194,9 @@ class WebhookDispatcher:
                 self._results[:0] = results
                 await asyncio.sleep(_DB_RETRY_S)
                 self._have_results.set()
+            except Exception:
+                # Not retried (it would fail the same way): their leases run out and they are sent again.
+                logger.exception("could not record %d webhook attempts", len(results))
 
     async def _record(self, results: list[tuple[Job, Outcome]]) -> None:
         if results:
