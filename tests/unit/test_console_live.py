@@ -1,9 +1,12 @@
-"""The live-call registry, the bar-chart geometry and the console's CLI, without a server."""
+"""The live-call registry (file, bridge and SIP calls), chart geometry and the console's CLI."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -12,6 +15,7 @@ from voiceagent.cli import cli
 from voiceagent.config import load_settings
 from voiceagent.console.charts import bar_chart
 from voiceagent.console.manage import add_admin
+from voiceagent.console.sip import SipControlLiveSource, trunk_states
 from voiceagent.errors import LiveCallError
 from voiceagent.media.live import LiveCall, LiveCallRegistry
 from voiceagent.store import create_engine, session_factory
@@ -27,7 +31,7 @@ class FakeBridge:
         self.calls = {"b1": LiveCall("b1", "webrtc", T0 - timedelta(seconds=5))}
         self.ended: list[tuple[str, str]] = []
 
-    def live_calls(self) -> list[LiveCall]:
+    async def live_calls(self) -> list[LiveCall]:
         return list(self.calls.values())
 
     async def hang_up_live(self, call_id: str, reason: str) -> None:
@@ -50,7 +54,7 @@ async def test_registered_calls_and_source_calls_are_listed_oldest_first_and_hun
     turns = [0]
     with live.registered(LiveCall("f1", "file", T0), hang_up=hang_up, turns=lambda: turns[0]):
         turns[0] = 2
-        assert [(c.call_id, c.turns) for c in live.calls()] == [("b1", 0), ("f1", 2)]
+        assert [(c.call_id, c.turns) for c in await live.calls()] == [("b1", 0), ("f1", 2)]
         await live.hang_up("f1")
         await live.hang_up("b1", reason="admin")
         assert ended == ["console_hangup"]
@@ -63,7 +67,7 @@ async def test_registered_calls_and_source_calls_are_listed_oldest_first_and_hun
             await live.transfer("f1", "  ")
         with pytest.raises(LiveCallError, match="already registered"):
             live.add(LiveCall("f1", "file", T0), hang_up=hang_up)
-    assert live.calls() == []  # the with block ended: the call is gone however it ended
+    assert await live.calls() == []  # the with block ended: the call is gone however it ended
 
 
 async def test_a_registered_transfer_is_called_with_its_target() -> None:
@@ -145,3 +149,83 @@ def test_stored_passwords_are_argon2id_hashes(tmp_path: Path) -> None:
     stored = asyncio.run(run())
     assert stored.startswith("$argon2id$")
     assert "a long password" not in stored
+
+
+class StandInSipService:
+    """What the SIP control endpoint asks of a media process, without pjsip: two calls, one trunk."""
+
+    def __init__(self) -> None:
+        inbound = SimpleNamespace(direction="inbound", to_uri="sip:+15550100@carrier.example")
+        self.calls = {"sip1": SimpleNamespace(call_id="sip1", state="confirmed", details=inbound)}
+        self.transfers: list[tuple[str, str]] = []
+        self.hung_up: list[str] = []
+
+    def stats(self) -> dict[str, Any]:
+        registration = {"trunk": "carrier", "registered": True, "code": 200, "reason": "OK", "failures": 0}
+        return {"live_calls": len(self.calls), "registrations": {"carrier": registration}}
+
+    async def hang_up(self, call_id: str) -> None:
+        self.hung_up.append(call_id)
+        del self.calls[call_id]
+
+    async def transfer(self, call_id: str, to: str) -> None:
+        self.transfers.append((call_id, to))
+
+
+def _control(service: StandInSipService) -> httpx.AsyncBaseTransport:
+    control = pytest.importorskip("voiceagent.bridges.sip.control")  # needs the [sip] extra (pjsua2)
+    return httpx.ASGITransport(app=control.control_app(cast(Any, service)))
+
+
+async def test_sip_calls_are_listed_transferred_and_hung_up_through_the_control_endpoint() -> None:
+    service = StandInSipService()
+    live = LiveCallRegistry()
+    live.attach(SipControlLiveSource(["http://sip-media-1/"], transport=_control(service)))
+    (call,) = await live.calls()
+    assert (call.call_id, call.channel, call.from_number, call.can_transfer) == (
+        "sip1",
+        "sip",
+        "sip:+15550100@carrier.example",
+        True,
+    )
+    await live.transfer("sip1", "sip:desk@example.com")
+    assert service.transfers == [("sip1", "sip:desk@example.com")]
+    await live.hang_up("sip1")
+    assert service.hung_up == ["sip1"]
+    assert await live.calls() == []
+    with pytest.raises(LiveCallError, match="no live call"):
+        await live.hang_up("sip1")
+
+
+async def test_an_unreachable_media_process_lists_nothing_instead_of_failing() -> None:
+    live = LiveCallRegistry()
+    live.attach(SipControlLiveSource(["http://127.0.0.1:9"]))
+    assert await live.calls() == []
+
+
+async def test_trunks_show_their_registration_state() -> None:
+    trunks = [
+        {
+            "name": "carrier",
+            "host": "sip.carrier.example",
+            "registers": True,
+            "username": "u",
+            "password": "p",
+        },
+        {"name": "pbx", "host": "10.0.0.5", "source_ips": ["10.0.0.5"], "numbers": {"+15550100": "sales"}},
+    ]
+    settings = load_settings(sip_trunks=trunks, sip_control_urls=["http://sip-media-1"])
+    states, problem = await trunk_states(settings, transport=_control(StandInSipService()))
+    assert problem is None
+    assert [(t.name, t.state, t.ok, t.numbers) for t in states] == [
+        ("carrier", "registered", True, 0),
+        ("pbx", "IP-authenticated", None, 1),
+    ]
+    assert states[0].detail == "200 OK, 1/1 processes"
+    down = load_settings(sip_trunks=trunks, sip_control_urls=["http://127.0.0.1:9"])
+    states, _ = await trunk_states(down)
+    assert (states[0].state, states[0].detail) == ("unknown", "no SIP media process answered")
+    bad, problem = await trunk_states(load_settings(sip_trunks=[{"name": "x"}]))
+    assert bad == []
+    assert problem is not None
+    assert "sip_trunks[0]" in problem

@@ -448,6 +448,21 @@ async def test_trunks_page_has_an_empty_state(console: Console) -> None:
     assert "No SIP trunks configured" in page.text
 
 
+async def test_pages_carry_a_strict_content_security_policy(console: Console) -> None:
+    login = await console.client.get("/console/login")
+    policy = login.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert login.headers["x-frame-options"] == "DENY"
+    # Nothing on a page comes from elsewhere: every src and href is a path on this server.
+    await console.login()
+    for path in ("/console/live", "/console/calls/c1", "/console/metrics", "/console/webhooks"):
+        page = (await console.client.get(path)).text
+        assert re.findall(r'(?:src|href)="(?!/|#|\?)([^"]*)"', page) == [], path
+        assert "<script>" not in page
+        assert " style=" not in page
+
+
 class _Receiver:
     """A loopback HTTP receiver that answers 204 and keeps each request's webhook-id."""
 

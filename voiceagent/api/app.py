@@ -18,6 +18,7 @@ from voiceagent.bridges.webrtc import WebRTCService, webrtc_router
 from voiceagent.bridges.webrtc.live import WebRTCLiveSource
 from voiceagent.config import Settings
 from voiceagent.console import install as console_install
+from voiceagent.console.sip import SipControlLiveSource
 from voiceagent.media.live import LiveCallRegistry
 from voiceagent.memory import SessionMemory, build_memory
 from voiceagent.store import create_engine, session_factory
@@ -98,5 +99,7 @@ def create_app(
     live = live if live is not None else LiveCallRegistry()
     if webrtc is not None:
         live.attach(WebRTCLiveSource(webrtc))
+    if settings.sip_control_urls:
+        live.attach(SipControlLiveSource(settings.sip_control_urls))
     console_install.install_console(app, live=live)
     return app

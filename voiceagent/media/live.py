@@ -41,7 +41,7 @@ class LiveCall:
 class LiveSource(Protocol):
     """A bridge's live calls and the actions on them (raise :class:`LiveCallError` if unknown)."""
 
-    def live_calls(self) -> list[LiveCall]: ...
+    async def live_calls(self) -> list[LiveCall]: ...
 
     async def hang_up_live(self, call_id: str, reason: str) -> None: ...
 
@@ -100,7 +100,7 @@ class LiveCallRegistry:
         finally:
             self.discard(call.call_id)
 
-    def calls(self) -> list[LiveCall]:
+    async def calls(self) -> list[LiveCall]:
         """Every live call, oldest first."""
         found = []
         for entry in self._entries.values():
@@ -109,12 +109,12 @@ class LiveCallRegistry:
                 call = replace(call, turns=entry.turns())
             found.append(call)
         for source in self._sources:
-            found.extend(source.live_calls())
+            found.extend(await source.live_calls())
         return sorted(found, key=lambda c: (c.started_at, c.call_id))
 
-    def get(self, call_id: str) -> LiveCall | None:
+    async def get(self, call_id: str) -> LiveCall | None:
         """The live call with this id, or None."""
-        return next((c for c in self.calls() if c.call_id == call_id), None)
+        return next((c for c in await self.calls() if c.call_id == call_id), None)
 
     async def hang_up(self, call_id: str, reason: str = "console_hangup") -> None:
         """End a live call; :class:`LiveCallError` if there is none with this id."""
@@ -122,7 +122,7 @@ class LiveCallRegistry:
         if entry is not None:
             await entry.hang_up(reason)
             return
-        await self._source_of(call_id).hang_up_live(call_id, reason)
+        await (await self._source_of(call_id)).hang_up_live(call_id, reason)
 
     async def transfer(self, call_id: str, target: str) -> None:
         """Transfer a live call to ``target``; :class:`LiveCallError` if unknown or unsupported."""
@@ -134,10 +134,10 @@ class LiveCallRegistry:
                 raise LiveCallError(f"{entry.call.channel} calls cannot be transferred")
             await entry.transfer(target)
             return
-        await self._source_of(call_id).transfer_live(call_id, target)
+        await (await self._source_of(call_id)).transfer_live(call_id, target)
 
-    def _source_of(self, call_id: str) -> LiveSource:
+    async def _source_of(self, call_id: str) -> LiveSource:
         for source in self._sources:
-            if any(c.call_id == call_id for c in source.live_calls()):
+            if any(c.call_id == call_id for c in await source.live_calls()):
                 return source
         raise LiveCallError(f"no live call {call_id!r}")

@@ -20,7 +20,7 @@ class WebRTCLiveSource:
         # The service keeps no start time; the first listing after answer is within one poll of it.
         self._first_seen: dict[str, datetime] = {}
 
-    def live_calls(self) -> list[LiveCall]:
+    async def live_calls(self) -> list[LiveCall]:
         calls = self.service.calls
         for gone in set(self._first_seen) - set(calls):
             del self._first_seen[gone]

@@ -49,7 +49,7 @@ async def live_json(login: LoginDep, live: LiveDep) -> JSONResponse:
             "turns": c.turns,
             "can_transfer": c.can_transfer,
         }
-        for c in live.calls()
+        for c in await live.calls()
     ]
     return JSONResponse(
         {"calls": calls, "can_change": login.can_change}, headers={"Cache-Control": "no-store"}
@@ -71,7 +71,7 @@ async def transfer(
     call_id: str, login: ChangeDep, live: LiveDep, target: Annotated[str, Form(max_length=256)] = ""
 ) -> JSONResponse:
     """Transfer a live call; 409 where its bridge cannot (browser and file calls)."""
-    if live.get(call_id) is None:
+    if await live.get(call_id) is None:
         return JSONResponse({"code": "not_found", "message": f"no live call {call_id!r}"}, status_code=404)
     try:
         await live.transfer(call_id, target)
