@@ -619,6 +619,20 @@ def webhooks_rotate(ctx: click.Context, endpoint_id: str, overlap_s: float | Non
     click.echo(secret)
 
 
+@bench.command("webhooks")
+@click.option("--events", default=2000, show_default=True, help="Events to deliver.")
+@click.option("--concurrency", default=16, show_default=True, help="Attempts in flight.")
+@click.option("--database", default=None, help="postgresql+asyncpg://... (default: a temporary SQLite file).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_friendly_errors
+def bench_webhooks(events: int, concurrency: int, database: str | None, as_json: bool) -> None:
+    """Webhook delivery throughput to a verifying receiver on loopback (events/s, latency)."""
+    from voiceagent.bench.webhooks import describe, run_webhooks_bench
+
+    result = asyncio.run(run_webhooks_bench(events=events, concurrency=concurrency, database=database))
+    click.echo(json.dumps(result) if as_json else describe(result))
+
+
 # --- webhooks (end)
 
 

@@ -2,6 +2,7 @@
 de-duplicates and answers tool calls."""
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -9,8 +10,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from voiceagent.agents import AgentDefinition
 from voiceagent.agents.tools import ToolRunner
+from voiceagent.cli import cli
 from voiceagent.config import load_settings
 from voiceagent.store import CallEnded, CallStarted, create_engine, session_factory
 from voiceagent.store import repository as repo
@@ -86,3 +90,12 @@ async def test_the_example_receiver_takes_events_and_tool_calls(tmp_path: Path) 
     lines = [line for line in out.splitlines() if line.startswith("call.")]
     # Sent concurrently: no order is promised (receivers order by the payload's timestamps).
     assert sorted(line.split()[1] for line in lines) == ["call.ended:x1", "call.started:x1"]
+
+
+def test_the_benchmark_prints_its_figures() -> None:
+    result = CliRunner().invoke(cli, ["bench", "webhooks", "--events", "30", "--concurrency", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert (figures["events"], figures["attempts"], figures["database"]) == (30, 30, "sqlite")
+    assert figures["events_per_s"] > 0
+    assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"]
