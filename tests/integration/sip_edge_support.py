@@ -311,13 +311,14 @@ def _hms_to_ms(text: str) -> float:
 
 
 class UdpBackend:
-    """A minimal SIP back-end: 200 to OPTIONS, 486 to INVITE; keeps every INVITE it was handed.
+    """A minimal SIP back-end: 200 to OPTIONS, 486 (or ``invite_status``) to INVITE; keeps every INVITE.
 
     It stands where a pjsua2 media process would, for suites of hostile messages: what it receives
     is exactly what the edge let through.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, invite_status: bytes = b"486 Busy Here") -> None:
+        self.invite_status = invite_status
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -350,7 +351,7 @@ class UdpBackend:
             method = lines[0].split(b" ", 1)[0]
             if method == b"INVITE":
                 self.invites.append(data)
-                status = b"486 Busy Here"
+                status = self.invite_status
             elif method == b"OPTIONS":
                 status = b"200 OK"
             elif method == b"ACK" or lines[0].startswith(b"SIP/2.0"):

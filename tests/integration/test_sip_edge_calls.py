@@ -170,3 +170,25 @@ async def test_hostile_sdp_never_reaches_the_backend(tmp_path: Path) -> None:
                 assert reply is not None, address
                 assert reply.startswith(expected), (address, reply)
         assert len(backend.invites) == 1
+
+
+async def test_a_full_media_process_is_skipped_without_being_marked_down() -> None:
+    """503/486 mean "full", not "dead": the next one is tried and both stay in the rotation."""
+    with UdpBackend(b"503 Service Unavailable") as full, UdpBackend(b"486 Busy Here") as busy:
+        config = EdgeConfig(port=free_port(), media=(full.address, busy.address))
+        async with SipEdge(config) as edge:
+            port = edge.config.port
+            call_id = uuid.uuid4().hex
+            invite = (
+                f"INVITE sip:agent@127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n"
+                f"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:agent@127.0.0.1>\r\nCall-ID: {call_id}\r\n"
+                "CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+            reply = await asyncio.to_thread(send_raw, port, invite, timeout_s=3.0)
+            assert reply is not None
+            assert reply.startswith(b"SIP/2.0 503 ")
+            assert b'text="every media process is full"' in reply
+            assert (len(full.invites), len(busy.invites)) == (1, 1)
+            listing = await edge.rpc("dispatcher.list")
+            assert "FLAGS: I" not in listing, listing
