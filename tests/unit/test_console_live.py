@@ -16,6 +16,7 @@ from voiceagent.config import load_settings
 from voiceagent.console.charts import bar_chart
 from voiceagent.console.manage import add_admin
 from voiceagent.console.sip import SipControlLiveSource, trunk_states
+from voiceagent.console.throttle import LoginThrottle
 from voiceagent.errors import LiveCallError
 from voiceagent.media.live import LiveCall, LiveCallRegistry
 from voiceagent.store import create_engine, session_factory
@@ -229,3 +230,23 @@ async def test_trunks_show_their_registration_state() -> None:
     assert bad == []
     assert problem is not None
     assert "sip_trunks[0]" in problem
+
+
+def test_the_login_throttle_counts_failures_per_account_and_per_address() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.retry_after_s("10.0.0.1", "a@example.com") == 0
+        throttle.failed("10.0.0.1", "A@example.com")
+    assert throttle.retry_after_s("10.0.0.1", "a@example.com") == 60.0
+    assert throttle.retry_after_s("10.0.0.2", "a@example.com") == 0  # another address: its own count
+    now[0] = 30.0
+    assert throttle.retry_after_s("10.0.0.1", "a@example.com") == 30.0
+    now[0] = 61.0
+    assert throttle.retry_after_s("10.0.0.1", "a@example.com") == 0  # the window moved on
+    for i in range(15):  # one address guessing many accounts is stopped too
+        throttle.failed("10.0.0.3", f"u{i}@example.com")
+    assert throttle.retry_after_s("10.0.0.3", "new@example.com") > 0
+    throttle.failed("10.0.0.4", "b@example.com")
+    throttle.succeeded("10.0.0.4", "b@example.com")
+    assert throttle.retry_after_s("10.0.0.4", "b@example.com") == 0

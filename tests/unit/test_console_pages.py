@@ -21,6 +21,7 @@ from voiceagent.bridges.webrtc import WebRTCService
 from voiceagent.config import load_settings
 from voiceagent.console.admins import create_admin
 from voiceagent.console.install import PREFIX, ROUTERS
+from voiceagent.console.throttle import LoginThrottle
 from voiceagent.media.live import LiveCall, LiveCallRegistry
 from voiceagent.memory import InProcessMemory
 from voiceagent.store import (
@@ -234,6 +235,22 @@ async def test_wrong_password_unknown_email_and_a_forged_login_are_refused(conso
     )
     assert forged.status_code == 403
     assert "va_console" not in forged.cookies
+
+
+async def test_repeated_failed_logins_are_throttled(console: Console) -> None:
+    console.app.state.console_throttle = LoginThrottle(max_failures=2)
+    statuses = []
+    token = _login_csrf((await console.client.get("/console/login")).text)
+    for password in ("wrong password 1", "wrong password 2", PASSWORD):
+        page = await console.client.post(
+            "/console/login", data={"email": "admin@example.com", "password": password, "csrf_token": token}
+        )
+        statuses.append(page.status_code)
+        token = _login_csrf(page.text)
+    # Even the right password waits: the throttle answers before the password is checked.
+    assert statuses == [401, 401, 429]
+    assert int(page.headers["retry-after"]) > 0
+    assert "Too many failed logins" in page.text
 
 
 async def test_the_session_cookie_is_httponly_lax_and_secure_over_https(console: Console) -> None:

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from voiceagent.console.deps import ForbiddenError, LoginRequiredError
 from voiceagent.console.pages import agents, auth, calls, keys, metrics, trunks, webhooks
 from voiceagent.console.templating import render
+from voiceagent.console.throttle import LoginThrottle
 from voiceagent.media.live import LiveCallRegistry
 
 __all__ = ["PREFIX", "ROUTERS", "install_console"]
@@ -41,6 +42,7 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
 def install_console(app: FastAPI, *, live: LiveCallRegistry) -> None:
     """Serve the console on ``app``; ``live`` is where its live-calls page looks."""
     app.state.console_live = live
+    app.state.console_throttle = LoginThrottle()
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=_STATIC), name="console-static")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import yaml
@@ -17,6 +18,8 @@ from voiceagent.store import agents_repo
 from voiceagent.store.agents_repo import AgentNameTakenError
 
 __all__ = ["parse_definition", "router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -124,6 +127,7 @@ async def _save(request: Request, state: StateDep, login: Any, agent_id: str | N
             status_code=422,
         )
     assert agent is not None
+    logger.info("console: %s saved agent %s (%s)", login.email, agent.id, agent.name)
     return RedirectResponse(f"/console/agents/{agent.id}?saved=1", status_code=303)
 
 

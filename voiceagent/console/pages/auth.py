@@ -3,6 +3,7 @@ there is no session yet to hold one; it stops another site logging a browser in 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated
 
@@ -13,8 +14,11 @@ from voiceagent.api.deps import StateDep
 from voiceagent.console.admins import authenticate_admin, end_session, start_session
 from voiceagent.console.deps import SESSION_COOKIE, ForbiddenError, LoginDep, csrf_matches, read_csrf
 from voiceagent.console.templating import render
+from voiceagent.console.throttle import LoginThrottle
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -74,11 +78,24 @@ async def login(
     expected = request.cookies.get(_LOGIN_CSRF_COOKIE)
     if expected is None or not csrf_matches(await read_csrf(request), expected):
         raise ForbiddenError("the login form expired; reload the page and try again")
+    throttle: LoginThrottle = request.app.state.console_throttle
+    address = request.client.host if request.client else "unknown"
+    wait_s = throttle.retry_after_s(address, email)
+    if wait_s > 0:
+        logger.warning("console login throttled for %s from %s", email, address)
+        message = f"Too many failed logins; try again in {int(wait_s // 60) + 1} minutes."
+        response = _login_page(request, error=message, status_code=429)
+        response.headers["Retry-After"] = str(int(wait_s) + 1)
+        return response
     async with state.sessions() as session, session.begin():
         admin = await authenticate_admin(session, email=email, password=password)
         if admin is None:
+            throttle.failed(address, email)
+            logger.info("console login failed for %s from %s", email, address)
             return _login_page(request, error="Wrong email or password.", status_code=401)
         token, _ = await start_session(session, admin=admin, ttl_s=state.settings.console_session_ttl_s)
+    throttle.succeeded(address, email)
+    logger.info("console login: %s (%s) from %s", admin.email, admin.role, address)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

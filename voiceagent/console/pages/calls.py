@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from voiceagent.store import repository
 from voiceagent.store.models import CHANNELS, Call
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -63,6 +66,7 @@ async def hang_up(call_id: str, login: ChangeDep, live: LiveDep) -> JSONResponse
         await live.hang_up(call_id, reason="console_hangup")
     except LiveCallError as exc:
         return JSONResponse({"code": "not_found", "message": str(exc)}, status_code=404)
+    logger.info("console: %s hung up %s", login.email, call_id, extra={"call_id": call_id})
     return JSONResponse({"call_id": call_id, "ended": True})
 
 
@@ -77,6 +81,7 @@ async def transfer(
         await live.transfer(call_id, target)
     except LiveCallError as exc:
         return JSONResponse({"code": "unsupported", "message": str(exc)}, status_code=409)
+    logger.info("console: %s transferred %s to %s", login.email, call_id, target, extra={"call_id": call_id})
     return JSONResponse({"call_id": call_id, "transferred_to": target})
 
 

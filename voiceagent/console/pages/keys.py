@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -13,6 +14,8 @@ from voiceagent.console.templating import render
 from voiceagent.store.apikeys import Scope, create_api_key, list_api_keys, revoke_api_key
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -53,6 +56,7 @@ async def create_key(
             made = await create_api_key(session, name=name.strip(), scopes=scopes or [])
     except ValueError as exc:
         return await _page(request, state, login, error=str(exc))
+    logger.info("console: %s made API key %s [%s]", login.email, made.record.id, made.record.scopes)
     return await _page(request, state, login, new_key=made.key, new_key_id=made.record.id)
 
 
@@ -61,5 +65,6 @@ async def revoke_key(key_id: str, login: ChangeDep, state: StateDep) -> Response
     """Revoke a key; it stops working at once."""
     if "\x00" not in key_id:
         async with state.sessions() as session, session.begin():
-            await revoke_api_key(session, key_id=key_id)
+            if await revoke_api_key(session, key_id=key_id):
+                logger.info("console: %s revoked API key %s", login.email, key_id)
     return RedirectResponse("/console/keys", status_code=303)

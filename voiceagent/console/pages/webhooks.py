@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -24,6 +25,8 @@ from voiceagent.webhooks import (
 )
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -106,6 +109,7 @@ async def add_endpoint(
             )
     except WebhookError as exc:
         return await _page(request, state, login, error=str(exc), status_code=422)
+    logger.info("console: %s added webhook endpoint %s", login.email, made.endpoint.id)
     return await _page(request, state, login, new_secret=made.secret, new_endpoint=made.endpoint.id)
 
 
@@ -133,5 +137,6 @@ async def resend_delivery(request: Request, delivery_id: str, login: ChangeDep, 
             found = await resend(session, delivery_id=int(delivery_id))
     if found is None:
         return await _page(request, state, login, error=f"no delivery {delivery_id}", status_code=404)
+    logger.info("console: %s resent webhook delivery %s", login.email, found.id)
     _wake_dispatcher(request)
     return RedirectResponse(f"/console/webhooks?resent={found.id}", status_code=303)
