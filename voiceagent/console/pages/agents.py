@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from voiceagent.agents import AgentDefinition
 from voiceagent.api.deps import StateDep
+from voiceagent.console.admins import LoggedIn
 from voiceagent.console.deps import ChangeDep, LoginDep
 from voiceagent.console.templating import render
 from voiceagent.store import agents_repo
@@ -92,7 +93,9 @@ async def edit_agent_page(request: Request, agent_id: str, login: LoginDep, stat
     )
 
 
-async def _save(request: Request, state: StateDep, login: Any, agent_id: str | None, text: str) -> Response:
+async def _save(
+    request: Request, state: StateDep, login: LoggedIn, agent_id: str | None, text: str
+) -> Response:
     definition, problems = parse_definition(text)
     agent = None
     if definition is not None:

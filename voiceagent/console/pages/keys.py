@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from voiceagent.api.deps import StateDep
+from voiceagent.console.admins import LoggedIn
 from voiceagent.console.deps import ChangeDep, LoginDep
 from voiceagent.console.templating import render
 from voiceagent.store.apikeys import Scope, create_api_key, list_api_keys, revoke_api_key
@@ -20,14 +21,14 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
-async def _page(request: Request, state: StateDep, login: object, **extra: object) -> Response:
+async def _page(request: Request, state: StateDep, login: LoggedIn, **extra: object) -> Response:
     async with state.sessions() as session:
         keys = await list_api_keys(session)
     status_code = 422 if extra.get("error") else 200
     return render(
         request,
         "keys.html",
-        login=login,  # type: ignore[arg-type]
+        login=login,
         active="keys",
         keys=keys,
         scopes=[s.value for s in Scope],
