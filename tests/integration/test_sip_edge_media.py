@@ -1,7 +1,8 @@
 """The edge in front of real pjsua2 media processes (``voiceagent sip-media --engine tone``).
 
-The PROTOS cases whose SDP aborts a bare pjsua2 process (3631-3714) and then the whole PROTOS suite
-go to the edge; both media processes must still be running and answer a SIPp call through the edge.
+The PROTOS cases whose SDP aborts a bare pjsua2 process (3631-3714), the RFC 4475 torture messages
+and (xfail for now) the whole PROTOS suite go to the edge; both media processes must still be running
+and answer a SIPp call through the edge.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import pytest
 
 from voiceagent.bridges.sip.edge import EdgeConfig, SipEdge
 
-from .sip_edge_support import SUITES, blast, free_port, protos_cases, run_uac, write_scenarios
+from .sip_edge_support import (
+    SUITES,
+    blast,
+    free_port,
+    protos_cases,
+    rfc4475_messages,
+    run_uac,
+    write_scenarios,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -60,7 +69,7 @@ async def _media_process(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subproce
                 await process.wait()
 
 
-async def _through_edge_to_pjsua2(tmp_path: Path, *, full_suite: bool) -> None:
+async def _through_edge_to_pjsua2(tmp_path: Path, *, full_suite: bool = False, torture: bool = False) -> None:
     _, uac_scenario = write_scenarios(tmp_path, pause_ms=500)
     async with _media_process(tmp_path) as (first, port1), _media_process(tmp_path) as (second, port2):
         config = EdgeConfig(
@@ -77,6 +86,15 @@ async def _through_edge_to_pjsua2(tmp_path: Path, *, full_suite: bool) -> None:
             # Every one refused by the edge itself: 488 (SDP), 400 (NUL byte), 413/513 (size).
             assert len(sdp_run.replies) == 84
             assert set(sdp_run.replies.values()) <= {400, 413, 488, 513}, sdp_run.replies
+            if torture:
+                # Unanswered INVITEs among them hold call slots until their timers run out (~32 s),
+                # so this run checks survival only, not a call afterwards.
+                run = await asyncio.to_thread(blast, rfc4475_messages(), edge.config.port, rate_per_s=100)
+                assert run.sent == 50
+                await asyncio.sleep(2.0)
+                assert first.returncode is None, "media process 1 died of a torture message"
+                assert second.returncode is None, "media process 2 died of a torture message"
+                return
             if full_suite:
                 run = await asyncio.to_thread(blast, cases, edge.config.port, rate_per_s=300)
                 print(f"\nPROTOS via edge to pjsua2: sent {run.sent}, replied {len(run.replies)}")
@@ -89,7 +107,11 @@ async def _through_edge_to_pjsua2(tmp_path: Path, *, full_suite: bool) -> None:
 
 
 async def test_sdp_cases_that_abort_pjsua2_never_reach_it(tmp_path: Path) -> None:
-    await _through_edge_to_pjsua2(tmp_path, full_suite=False)
+    await _through_edge_to_pjsua2(tmp_path)
+
+
+async def test_rfc4475_torture_through_the_edge_leaves_pjsua2_running(tmp_path: Path) -> None:
+    await _through_edge_to_pjsua2(tmp_path, torture=True)
 
 
 @pytest.mark.xfail(
