@@ -70,6 +70,16 @@ async def test_calls_are_spread_over_both_backends_and_dialogs_stay_on_the_edge(
     assert "c=IN IP4 127.0.0.1" in log
 
 
+async def test_a_caller_over_tcp_reaches_udp_backends(
+    tmp_path: Path, scenarios: tuple[Path, Path], backends: list[SippUas], edge: SipEdge
+) -> None:
+    result = await asyncio.to_thread(
+        run_uac, tmp_path, scenarios[1], edge.config.port, calls=2, rate_per_s=10, extra=("-t", "t1")
+    )
+    assert (result.successful, result.failed) == (2, 0), result.output
+    assert [b.received("BYE") for b in backends] == [1, 1]
+
+
 async def test_a_dead_backend_is_routed_around_and_used_again_when_back(
     tmp_path: Path, scenarios: tuple[Path, Path], backends: list[SippUas], edge: SipEdge
 ) -> None:
