@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -155,16 +157,50 @@ async def test_tls_uses_the_configured_certificate(tmp_path: Path) -> None:
     assert reply.startswith(b"SIP/2.0 200 OK")
 
 
+def _challenge(request: bytes) -> bytes:
+    """A 401 for ``request`` with a digest challenge (realm trunk.test)."""
+    lines = request.split(b"\r\n")
+    keep = [
+        ln for ln in lines if ln.split(b":", 1)[0].lower() in (b"via", b"from", b"to", b"call-id", b"cseq")
+    ]
+    return (
+        b"SIP/2.0 401 Unauthorized\r\n" + b"\r\n".join(keep) + b"\r\n"
+        b'WWW-Authenticate: Digest realm="trunk.test", nonce="n0nce", algorithm=MD5\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+
+
+def _digest_ok(request: bytes, *, username: str, password: str, realm: str) -> bool:
+    """True if the request's Authorization is the RFC 2617 digest of ``password``."""
+    match = re.search(rb"(?im)^Authorization:\s*Digest (.*)$", request)
+    if match is None:
+        return False
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', match[1].decode()))
+    ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"REGISTER:{params['uri']}".encode()).hexdigest()
+    if "qop" in params:
+        tail = f"{params['nonce']}:{params['nc']}:{params['cnonce']}:{params['qop']}:{ha2}"
+    else:
+        tail = f"{params['nonce']}:{ha2}"
+    expected = hashlib.md5(f"{ha1}:{tail}".encode()).hexdigest()
+    return params.get("username") == username and params.get("response") == expected
+
+
 async def test_the_edge_registers_to_a_trunk() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
         registrar.bind(("127.0.0.1", 0))
         registrar.settimeout(15)
         trunk = Registration("carrier", "alice", "s3cret", f"127.0.0.1:{registrar.getsockname()[1]}")
         async with SipEdge(EdgeConfig(port=free_port(), registrations=(trunk,))) as edge:
-            data, _ = await asyncio.to_thread(registrar.recvfrom, 65535)
+            data, peer = await asyncio.to_thread(registrar.recvfrom, 65535)
             assert data.startswith(b"REGISTER sip:127.0.0.1 SIP/2.0")
             assert b"To: <sip:alice@127.0.0.1>" in data
             assert f"Contact: <sip:carrier@127.0.0.1:{edge.config.port}>".encode() in data
+            # Challenge it: the answer must be a digest over the trunk's password.
+            await asyncio.to_thread(registrar.sendto, _challenge(data), peer)
+            answer, _ = await asyncio.to_thread(registrar.recvfrom, 65535)
+            assert answer.startswith(b"REGISTER ")
+            assert _digest_ok(answer, username="alice", password="s3cret", realm="trunk.test")
 
 
 async def test_pike_blocks_a_flood_but_not_the_health_check() -> None:
