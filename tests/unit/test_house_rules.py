@@ -62,3 +62,21 @@ def test_importing_the_package_loads_no_model_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_data_file_in_the_package_ships_in_the_wheel() -> None:
+    # An installed wheel (the container images) has only what package-data names: a template
+    # or static asset outside it works from a checkout and fails in production.
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["voiceagent"]
+    shipped = {p for pattern in patterns for p in PACKAGE.glob(pattern) if p.is_file()}
+    data = {
+        p
+        for p in PACKAGE.rglob("*")
+        if p.is_file() and p.suffix not in {".py", ".pyc"} and "__pycache__" not in p.parts
+    }
+    assert data, "no data files found: the test looks in the wrong place"
+    missing = sorted(str(p.relative_to(PACKAGE)) for p in data - shipped)
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
