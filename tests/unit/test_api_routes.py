@@ -144,7 +144,8 @@ async def test_readiness_fails_when_the_database_is_gone(api: Api, tmp_path: Pat
 
 async def test_every_v1_route_answers_401_without_a_key(api: Api) -> None:
     routes = _v1_routes(api.app)
-    assert len(routes) == 9
+    # The walk must see the routes (calls, agents, callers, webhooks, ...), whatever is added later.
+    assert {("GET", "/v1/calls"), ("GET", "/v1/agents"), ("GET", "/v1/webhooks/endpoints")} <= set(routes)
     for method, path in routes:
         response = await api.client.request(method, path.replace("{", "x").replace("}", ""))
         assert response.status_code == 401, (method, path)
