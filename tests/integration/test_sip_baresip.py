@@ -86,7 +86,7 @@ async def test_baresip_caller_hears_the_answer_to_its_question(
     async with sip_service(settings, engine=engine, legs=legs) as service:
         target = f"sip:agent@127.0.0.1:{service.options.sip_port}"
         proc = await asyncio.create_subprocess_exec(
-            str(BARESIP), "-f", str(cfg), "-e", f"/dial {target}", "-t", "30",
+            str(BARESIP), "-f", str(cfg), "-n", "127.0.0.1", "-e", f"/dial {target}", "-t", "30",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 45)

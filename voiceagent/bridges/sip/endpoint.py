@@ -77,6 +77,14 @@ class PjsipThread:
                 f"pjsua2 cannot start on port {self.options.sip_port}: {self._error}"
             ) from self._error
 
+    def register_current_thread(self, name: str) -> None:
+        """Register the calling thread with pjlib (DESIGN §3). The event loop thread does not call
+        into pjsip, but the last reference to a pjsua2 object may go there (a finished coroutine's
+        frame, a traceback), and an unregistered thread running a pjsua2 destructor aborts."""
+        ep = self.endpoint
+        if ep is not None and not ep.libIsThreadRegistered():
+            ep.libRegisterThread(name)
+
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run ``fn`` on the pjsip thread; its result or exception lands in the future."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
@@ -116,6 +124,7 @@ class PjsipThread:
             self._error = exc
             self._ready.set()
             self._destroy(ep)
+            del ep  # see below
             return
         self._ready.set()
         last_tick = time.monotonic()
@@ -127,6 +136,9 @@ class PjsipThread:
                 last_tick = now
                 self._guard(self._housekeeping)
         self._shutdown(ep)
+        # Tracebacks handed to other threads keep this frame alive (through f_back); a live
+        # Endpoint here would make the next Endpoint() in this process fail.
+        del ep
 
     def _init(self, ep: pj.Endpoint) -> None:
         opt = self.options

@@ -101,6 +101,7 @@ class SipMediaService:
             self.options, setup=self._pj_setup, teardown=self._pj_teardown, housekeeping=self._pj_housekeeping
         )
         await asyncio.to_thread(self._thread.start)
+        self._thread.register_current_thread("asyncio")
         logger.info("SIP media listening on %s:%d", self.options.bind_host, self.options.sip_port)
 
     async def aclose(self) -> None:
