@@ -231,6 +231,9 @@ class Settings(BaseSettings):
     sip_trunks: list[dict[str, Any]] = Field(
         default_factory=list, description="Trunks (see voiceagent.bridges.sip.trunks.SipTrunk)."
     )
+    sip_agents: dict[str, Path] = Field(
+        default_factory=dict, description="Agent name -> agent file, for numbers routed to other agents."
+    )
     # -- the SIP edge (Kamailio in front of the media processes; voiceagent.bridges.sip.edge)
     sip_edge_enabled: bool = Field(default=False, description="`voiceagent serve` also runs the SIP edge.")
     sip_edge_host: str = Field(default="127.0.0.1", description="Address the SIP edge listens on (UDP+TCP).")

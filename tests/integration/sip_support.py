@@ -136,6 +136,7 @@ async def sip_service(
     call_log: Any = None,
     legs: list[Any] | None = None,
     tls: tuple[Path, Path] | None = None,
+    agent_engines: dict[str, Any] | None = None,
 ) -> AsyncIterator[SipMediaService]:
     """A started in-process media service on free ports, answering with a tone (ScriptedEngine)."""
     options = SipMediaOptions(
@@ -156,6 +157,7 @@ async def sip_service(
         trunks=trunks,
         call_log=call_log,
         on_new_call=None if legs is None else legs.append,
+        agent_engines=agent_engines,
     )
     await service.start()
     try:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from voiceagent.bridges.sip.leg import SipCallLeg
+from voiceagent.bridges.sip.trunks import SipTrunk
 from voiceagent.config import Settings, load_settings
 from voiceagent.errors import SipError
+from voiceagent.testing import ScriptedEngine, ScriptedReply
 
 from .sip_support import (
     SIPP,
@@ -18,6 +20,7 @@ from .sip_support import (
     run_sipp,
     scenario,
     sip_service,
+    tone,
     ulaw_file,
     wait_for,
 )
@@ -156,3 +159,22 @@ async def test_rtp_timeout_hangs_up_a_silent_call(settings: Settings, tmp_path: 
         assert result.returncode == 0, result.output
         assert await wait_for(lambda: leg.end_reason is not None, 5)
     assert leg.end_reason is not None
+
+
+async def test_a_called_number_is_routed_to_its_agent(settings: Settings, tmp_path: Path) -> None:
+    audio = ulaw_file(tmp_path)
+    sales = ScriptedEngine([ScriptedReply("sales here", tone(0.5, 880))], user_text="(caller)")
+    trunk = SipTrunk(name="carrier", host="127.0.0.1", numbers={"+4930100": "sales"})
+    legs: list[SipCallLeg] = []
+    async with sip_service(settings, legs=legs, trunks=[trunk], agent_engines={"sales": sales}) as service:
+        target = f"127.0.0.1:{service.options.sip_port}"
+        for did in ("+4930100", "+4930999"):
+            sc = scenario(
+                tmp_path, "uac_speech.xml", did=did, audio=audio.name, talk_ms=4500, after_ms=0, digit="1"
+            )
+            result = await run_sipp(target, sc, port=free_udp_port(), timeout_s=20)
+            assert result.returncode == 0, result.output
+        assert await wait_for(lambda: len(legs) == 2 and all(leg.end_reason for leg in legs), 5)
+    assert [leg.details.agent for leg in legs] == ["sales", None]
+    replies = [leg.session.turns[0].reply_text if leg.session and leg.session.turns else "" for leg in legs]
+    assert replies == ["sales here", "a tone"]

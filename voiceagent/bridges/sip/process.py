@@ -46,10 +46,14 @@ async def media_service(
     from voiceagent.agents import builtin_agent_path, load_agent
 
     agent = load_agent(settings.agent_path or builtin_agent_path())
+    extra: dict[str, SpeechEngine] = {}
     if engine == "cascade":
         from voiceagent.engines.cascade import CascadeEngine
 
         speech: SpeechEngine = await CascadeEngine.load(settings, agent)
+        # Numbers routed to other agents (sip_trunks[*].numbers -> sip_agents) get engines of their own.
+        for name, path in settings.sip_agents.items():
+            extra[name] = await CascadeEngine.load(settings, load_agent(path))
     else:
         speech = tone_engine()
     try:
@@ -61,6 +65,7 @@ async def media_service(
                 barge_in=agent.barge_in,
                 call_log=writer,
                 trunks=load_trunks(settings),
+                agent_engines=extra,
             )
             await service.start()
             try:
@@ -68,6 +73,8 @@ async def media_service(
             finally:
                 await service.aclose()
     finally:
+        for other in extra.values():
+            await other.aclose()
         await speech.aclose()
 
 

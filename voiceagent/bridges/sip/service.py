@@ -51,6 +51,8 @@ class SipMediaService:
     """Answers INVITEs from allowed sources with the agent; places calls; owns every live call.
 
     ``on_new_call`` hears of each call as it is made (a live-call registry, a test).
+    ``agent_engines`` maps agent names (from ``sip_trunks[*].numbers`` or ``X-VoiceAgent-Agent``)
+    to engines of their own.
     """
 
     def __init__(
@@ -64,8 +66,12 @@ class SipMediaService:
         call_log: CallLogWriter | None = None,
         trunks: list[SipTrunk] | None = None,
         on_new_call: Callable[[SipCallLeg], None] | None = None,
+        agent_engines: Mapping[str, SpeechEngine] | None = None,
     ) -> None:
         self.engine = engine
+        # A called number routed to an agent with an engine of its own answers with it; any other
+        # call (and an agent named but not loaded here) gets ``engine``.
+        self.agent_engines = dict(agent_engines or {})
         self.settings = settings
         self.options = options
         self.trunks = {t.name: t for t in trunks or []}
@@ -347,9 +353,8 @@ class SipMediaService:
 
     async def _open_session(self, leg: SipCallLeg) -> CallSession:
         vad = await asyncio.to_thread(self._vad_factory)
-        engine_session: SpeechSession = await self.engine.open_session(
-            SessionConfig(SAMPLE_RATE, SAMPLE_RATE)
-        )
+        engine = self.agent_engines.get(leg.details.agent or "", self.engine)
+        engine_session: SpeechSession = await engine.open_session(SessionConfig(SAMPLE_RATE, SAMPLE_RATE))
         leg.engine_session = engine_session
         leg.session = CallSession(
             call_id=leg.call_id,
@@ -357,7 +362,7 @@ class SipMediaService:
             vad=vad,
             settings=self.settings,
             barge_in=self._barge_in,
-            transcriber=getattr(self.engine, "transcribe", None),
+            transcriber=getattr(engine, "transcribe", None),
             on_event=leg.on_timeline_event,
         )
         return leg.session
