@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,24 @@ async def test_a_called_number_is_routed_to_its_agent(settings: Settings, tmp_pa
     assert [leg.details.agent for leg in legs] == ["sales", None]
     replies = [leg.session.turns[0].reply_text if leg.session and leg.session.turns else "" for leg in legs]
     assert replies == ["sales here", "a tone"]
+
+
+async def test_options_pings_are_answered(settings: Settings) -> None:
+    """The edge's dispatcher probes media processes with OPTIONS."""
+    async with sip_service(settings) as service:
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            port = sock.getsockname()[1]
+            ping = (
+                f"OPTIONS sip:agent@127.0.0.1:{service.options.sip_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-ping-1;rport\r\n"
+                f"From: <sip:edge@127.0.0.1:{port}>;tag=ping1\r\n"
+                f"To: <sip:agent@127.0.0.1:{service.options.sip_port}>\r\n"
+                "Call-ID: ping-1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\n"
+                "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+            await loop.sock_sendto(sock, ping.encode(), ("127.0.0.1", service.options.sip_port))
+            reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+    assert reply.startswith(b"SIP/2.0 200"), reply[:80]
