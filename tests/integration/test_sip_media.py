@@ -10,8 +10,10 @@ import pytest
 
 from voiceagent.bridges.sip.leg import SipCallLeg
 from voiceagent.bridges.sip.trunks import SipTrunk
+from voiceagent.calllog import open_call_log
 from voiceagent.config import Settings, load_settings
 from voiceagent.errors import SipError
+from voiceagent.store import create_engine, repository, session_factory
 from voiceagent.testing import ScriptedEngine, ScriptedReply
 
 from .sip_support import (
@@ -200,3 +202,49 @@ async def test_options_pings_are_answered(settings: Settings) -> None:
             await loop.sock_sendto(sock, ping.encode(), ("127.0.0.1", service.options.sip_port))
             reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
     assert reply.startswith(b"SIP/2.0 200"), reply[:80]
+
+
+async def test_sip_calls_are_written_to_the_call_log(tmp_path: Path) -> None:
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", spool_dir=tmp_path / "spool"
+    )
+    audio = ulaw_file(tmp_path)
+    legs: list[SipCallLeg] = []
+    async with open_call_log(settings) as writer:
+        assert writer is not None
+        async with sip_service(settings, legs=legs, call_log=writer) as service:
+            sc = scenario(
+                tmp_path,
+                "uac_speech.xml",
+                did="+4930777",
+                audio=audio.name,
+                talk_ms=3000,
+                after_ms=300,
+                digit="9",
+            )
+            result = await run_sipp(
+                f"127.0.0.1:{service.options.sip_port}", sc, port=free_udp_port(), timeout_s=20
+            )
+            assert result.returncode == 0, result.output
+            assert await wait_for(lambda: bool(legs) and legs[0].end_reason is not None, 5)
+            await asyncio.sleep(0.2)  # the closer task writes the end
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as s:
+            call = await repository.get_call(s, call_id=legs[0].call_id)
+    finally:
+        await engine.dispose()
+    assert call is not None
+    assert (call.channel, call.direction, call.to_number, call.from_number) == (
+        "sip",
+        "inbound",
+        "+4930777",
+        "caller",
+    )
+    assert call.end_reason == "remote_hangup"
+    kinds = [e.kind for e in call.events]
+    assert "sip_state" in kinds
+    assert {"kind": "dtmf", "digit": "9"} in [
+        {"kind": e.kind, "digit": e.data.get("digit")} for e in call.events
+    ]
+    assert kinds[-1] == "call_ended"

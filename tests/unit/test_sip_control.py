@@ -7,7 +7,8 @@ from typing import Any, cast
 import httpx
 
 from voiceagent.bridges.sip.control import control_app
-from voiceagent.bridges.sip.service import SipMediaService, _header, _request_uri_user, _uri_user
+from voiceagent.bridges.sip.leg import sip_number
+from voiceagent.bridges.sip.service import SipMediaService, _header, _request_uri_user
 from voiceagent.errors import SipError
 
 _INVITE = (
@@ -23,9 +24,10 @@ def test_invite_helpers_read_the_did_and_our_headers() -> None:
     assert _header(_INVITE, "x-voiceagent-agent") == "sales"
     assert _header(_INVITE, "X-VoiceAgent-Trunk") is None  # a body line is not a header
     assert _request_uri_user("INVITE sip:10.0.0.5 SIP/2.0\r\n") == ""
-    assert _uri_user('"Bob" <sip:+4930555@carrier.example;user=phone>') == "+4930555"
-    assert _uri_user("sip:desk@10.0.0.1:5060") == "desk"
-    assert _uri_user("<sip:10.0.0.1>") == ""
+    assert sip_number('"Bob" <sip:+4930555@carrier.example;user=phone>;tag=1') == "+4930555"
+    assert sip_number("sip:desk@10.0.0.1:5060;transport=tcp") == "desk"
+    assert sip_number("<sip:10.0.0.1>") is None
+    assert sip_number(f"sip:{'9' * 100}@h") == "9" * 64
 
 
 class _Service:

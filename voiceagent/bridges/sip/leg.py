@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,11 +25,12 @@ from voiceagent.engines.base import SpeechSession
 from voiceagent.errors import SipError
 from voiceagent.media.session import CallSession
 from voiceagent.media.timeline import CallEvent
+from voiceagent.store.records import CallEnded, CallStarted
 
 if TYPE_CHECKING:
     from voiceagent.bridges.sip.bridge import TransferBridge
 
-__all__ = ["CallDetails", "SipCallLeg"]
+__all__ = ["CallDetails", "SipCallLeg", "sip_number"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ class CallDetails:
     to_uri: str
     agent: str | None = None
     trunk: str | None = None
+    number: str | None = None  # the called number (DID) the call was routed by
+
+
+def sip_number(uri: str) -> str | None:
+    """The user part of a SIP URI (``"Bob" <sip:+4930@host>;tag=x`` -> ``+4930``), at most 64 characters."""
+    inner = uri.split("<", 1)[1].split(">", 1)[0] if "<" in uri else uri.split(";", 1)[0]
+    user = inner.split(":", 1)[-1].split("@", 1)[0] if "@" in inner else ""
+    return user[:64] or None
 
 
 class SipCallLeg:
@@ -137,13 +147,21 @@ class SipCallLeg:
         await session.start()
         self.started = True
         if self._call_log is not None:
-            d = self.details
-            self._call_log.started(
-                channel="sip",
-                direction=d.direction,
-                agent=d.agent,
-                from_number=d.from_uri,
-                to_number=d.to_uri,
+            # Straight to the writer: the sink's started() has no trunk, and the log keeps numbers
+            # (the URIs' user parts), not whole SIP URIs.
+            d, now = self.details, datetime.now(UTC)
+            self._call_log.writer.submit(
+                CallStarted(
+                    id=self.call_id,
+                    direction=d.direction,
+                    channel="sip",
+                    started_at=now,
+                    answered_at=now,
+                    agent=d.agent,
+                    trunk=d.trunk,
+                    from_number=sip_number(d.from_uri),
+                    to_number=d.number or sip_number(d.to_uri),
+                )
             )
         self.note("sip_state", state=self.state, code=self.sip_code)
 
@@ -218,5 +236,11 @@ class SipCallLeg:
         if self._call_log is not None and self.started:
             if session is not None:
                 self._call_log.turns(session.turns, session.played_ms)
-            self._call_log.ended(session.ended_reason if session and session.ended_reason else reason)
+            ended = session.ended_reason if session and session.ended_reason else reason
+            cause = self.sip_code if self.sip_code >= 300 else None
+            self._call_log.writer.submit(
+                CallEnded(
+                    call_id=self.call_id, ended_at=datetime.now(UTC), end_reason=ended[:64], sip_cause=cause
+                )
+            )
         logger.info("SIP call ended: %s", reason, extra=self._log_extra)

@@ -19,7 +19,7 @@ import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without typ
 from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.audio import SAMPLE_RATE, SileroVad
 from voiceagent.bridges.sip.endpoint import PjsipThread
-from voiceagent.bridges.sip.leg import CallDetails, SipCallLeg
+from voiceagent.bridges.sip.leg import CallDetails, SipCallLeg, sip_number
 from voiceagent.bridges.sip.options import SipMediaOptions, source_allowed
 from voiceagent.bridges.sip.pjcall import (
     IncomingInvite,
@@ -311,10 +311,15 @@ class SipMediaService:
     def _on_invite(self, call: PjCall, port: CallAudioPort, invite: IncomingInvite) -> None:
         # Through the edge, a registered trunk's calls arrive with the trunk's name as the
         # Request-URI user and the DID in To (docs/sip-edge.md); direct calls carry the DID in the R-URI.
-        number = _uri_user(invite.to_uri) if invite.trunk_header else invite.request_uri_user
+        number = (sip_number(invite.to_uri) or "") if invite.trunk_header else invite.request_uri_user
         agent = invite.agent_header or agent_for_number(list(self.trunks.values()), number)
         details = CallDetails(
-            "inbound", invite.from_uri, invite.to_uri, agent=agent, trunk=invite.trunk_header
+            "inbound",
+            invite.from_uri,
+            invite.to_uri,
+            agent=agent,
+            trunk=invite.trunk_header,
+            number=number or None,
         )
         task = asyncio.create_task(self._answer(call, port, details), name=f"sip-answer-{invite.pj_call_id}")
         self._tasks.add(task)
@@ -536,14 +541,6 @@ def _header(message: str, name: str) -> str | None:
         if line.lower().startswith(prefix):
             return line.split(":", 1)[1].strip() or None
     return None
-
-
-def _uri_user(uri: str) -> str:
-    """The user part of a (name-addr) URI: ``"Bob" <sip:+4930@host>`` -> ``+4930``."""
-    inner = uri.split("<", 1)[1].split(">", 1)[0] if "<" in uri else uri
-    if "@" not in inner:
-        return ""
-    return inner.split(":", 1)[-1].split("@", 1)[0]
 
 
 def _request_uri_user(message: str) -> str:
