@@ -15,12 +15,10 @@ import httpx
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from deploy_support import Served, served_paths
 
-from voiceagent.api.app import create_app
 from voiceagent.cli import cli
 from voiceagent.config import Settings
-from voiceagent.worker.scripted import ScriptedWorkerEngine
-from voiceagent.worker.server import WorkerServer
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart (a dev dependency)")
 
@@ -67,51 +65,13 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
 
 
-# Paths each process answers, found by asking the real servers (the worker's routes live in a
-# websockets process_request hook, so there is no route table to read).
-_CANDIDATE_PATHS = ("/healthz", "/readyz", "/load", "/metrics", "/no-such-path")
-
-
-async def _status_codes(client: httpx.AsyncClient) -> dict[str, int]:
-    codes = {path: (await client.get(path)).status_code for path in _CANDIDATE_PATHS}
-    assert codes.pop("/no-such-path") == 404, "an unknown path must not look served"
-    return codes
-
-
-async def _served_paths(data_dir: Path) -> tuple[dict[str, set[str]], str, bool]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{data_dir / 'calls.db'}", webhooks_enabled=False)
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://media") as client,
-    ):
-        media = await _status_codes(client)
-    engine = ScriptedWorkerEngine()
-    server = WorkerServer(engine, capacity=1)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as client:
-            worker = await _status_codes(client)
-            metrics = (await client.get("/metrics")).text
-            await server.drain(timeout_s=0.1)
-            drained_ready = (await client.get("/readyz")).status_code
-    finally:
-        await server.aclose()
-    served = {
-        name: {path for path, code in codes.items() if code == 200}
-        for name, codes in (("media", media), ("worker", worker))
-    }
-    return served, metrics, drained_ready == 503
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    return asyncio.run(served_paths(tmp_path_factory.mktemp("media")))
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, set[str]], str, bool]:
-    return asyncio.run(_served_paths(tmp_path_factory.mktemp("media")))
-
-
-@pytest.fixture(scope="module")
-def app_routes(served: tuple[dict[str, set[str]], str, bool]) -> dict[str, set[str]]:
+def app_routes(served: Served) -> dict[str, set[str]]:
     return served[0]
 
 
@@ -295,11 +255,11 @@ def test_pods_run_as_the_images_non_root_user(objects: Objects) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker_metric_names(served: tuple[dict[str, set[str]], str, bool]) -> set[str]:
+def worker_metric_names(served: Served) -> set[str]:
     return {line.split()[2] for line in served[1].splitlines() if line.startswith("# TYPE ")}
 
 
-def test_worker_readiness_fails_while_draining(served: tuple[dict[str, set[str]], str, bool]) -> None:
+def test_worker_readiness_fails_while_draining(served: Served) -> None:
     # What the readiness probe relies on to take a draining worker out of the Service.
     assert served[2] is True
 
