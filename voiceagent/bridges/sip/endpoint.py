@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # How long one libHandleEvents poll may block before queued work runs.
-_POLL_MS = 10
+_POLL_MS = 20
 # How often the owner's housekeeping runs (RTP source checks, RTP timeout).
 _HOUSEKEEPING_S = 0.1
 # Inside the media layer everything is 16 kHz; the bridge's clock runs at the same rate.
