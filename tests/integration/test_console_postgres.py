@@ -4,13 +4,9 @@ The module gets a database of its own (``va_console_<random>``), migrated with A
 at the end, so what runs here is what ``voiceagent migrate`` makes in production.
 """
 
-import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -31,37 +27,20 @@ from voiceagent.store import CallStarted, EventRecord, TurnRecord, create_engine
 from voiceagent.store import repository as repo
 from voiceagent.store.migrate import upgrade_async
 
-PG = os.environ.get("VOICEAGENT_TEST_PG", "postgres@127.0.0.1:5432")
+from .postgres_support import create_database, drop_database, requires_postgres
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 
-
-async def _admin_sql(sql: str) -> None:
-    conn = await asyncpg.connect(f"postgresql://{PG}/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _postgres_up() -> bool:
-    try:
-        asyncio.run(_admin_sql("SELECT 1"))
-    except (OSError, asyncpg.PostgresError):
-        return False
-    return True
-
-
 pytestmark = [
-    pytest.mark.skipif(not _postgres_up(), reason="PostgreSQL not running on 127.0.0.1"),
+    requires_postgres,
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engine() -> AsyncIterator[AsyncEngine]:
-    name = f"va_console_{uuid.uuid4().hex[:8]}"
-    await _admin_sql(f'CREATE DATABASE "{name}"')
-    engine = create_engine(f"postgresql+asyncpg://{PG}/{name}")
+    url = await create_database("va_console")
+    engine = create_engine(url)
     try:
         await upgrade_async(engine)
         async with session_factory(engine)() as s, s.begin():
@@ -88,7 +67,7 @@ async def engine() -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
-        await _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(url)
 
 
 async def test_admins_log_in_and_out_with_server_side_sessions(engine: AsyncEngine) -> None:

@@ -8,12 +8,10 @@ import asyncio
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -26,38 +24,20 @@ from voiceagent.store.migrate import context_options, downgrade, upgrade, upgrad
 from voiceagent.store.models import Base, Call, CallEventRow, Turn, WebhookOutbox
 from voiceagent.store.writer import CallLogWriter
 
-PG = os.environ.get("VOICEAGENT_TEST_PG", "postgres@127.0.0.1:5432")
+from .postgres_support import postgres_up, requires_postgres, scratch_database
+
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(f"postgresql://{PG}/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _postgres_up() -> bool:
-    try:
-        asyncio.run(_admin("SELECT 1"))
-    except (OSError, asyncpg.PostgresError):
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _postgres_up(), reason="PostgreSQL not running on 127.0.0.1:5432")
+pytestmark = requires_postgres
 
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    name = f"va_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://{PG}/{name}"
-    finally:
-        _ensure_postgres_running()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("va_test") as url:
+        try:
+            yield url
+        finally:
+            _ensure_postgres_running()  # the restart test may have left the server down; the drop needs it
 
 
 @pytest.fixture
@@ -152,7 +132,7 @@ def _pg_ctl(action: str) -> None:
 
 
 def _ensure_postgres_running() -> None:
-    if not _postgres_up() and shutil.which("pg_ctlcluster") and os.path.isdir("/etc/postgresql"):
+    if not postgres_up() and shutil.which("pg_ctlcluster") and os.path.isdir("/etc/postgresql"):
         _pg_ctl("start")
 
 

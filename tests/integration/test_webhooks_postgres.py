@@ -2,12 +2,9 @@
 of them, so a healthy receiver gets every event exactly once, with no duplicates to drop."""
 
 import asyncio
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 
@@ -17,39 +14,18 @@ from voiceagent.store import repository as repo
 from voiceagent.store.migrate import upgrade_async
 from voiceagent.webhooks import WebhookDelivery, WebhookDispatcher, create_endpoint
 
+from .postgres_support import requires_postgres, scratch_database
 from .webhooks_receiver import Receiver
 
-PG = os.environ.get("VOICEAGENT_TEST_PG", "postgres@127.0.0.1:5432")
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(f"postgresql://{PG}/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _postgres_up() -> bool:
-    try:
-        asyncio.run(_admin("SELECT 1"))
-    except (OSError, asyncpg.PostgresError):
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _postgres_up(), reason="PostgreSQL not running on 127.0.0.1:5432")
+pytestmark = requires_postgres
 
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    name = f"va_webhooks_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://{PG}/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("va_webhooks") as url:
+        yield url
 
 
 async def test_three_dispatchers_send_each_event_once(database_url: str) -> None:
