@@ -6,34 +6,21 @@ closes the engine again. Database failures become :class:`~voiceagent.errors.Sto
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voiceagent.config import Settings
-from voiceagent.errors import StoreError
-from voiceagent.store import create_engine, session_factory
 from voiceagent.store.apikey_models import ApiKey
 from voiceagent.store.apikeys import NewApiKey, create_api_key, list_api_keys, revoke_api_key
-from voiceagent.store.engine import display_url
+from voiceagent.store.engine import one_transaction
 
 __all__ = ["issue_api_key", "list_keys", "revoke_key"]
 
 
-@asynccontextmanager
-async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            yield session
-    except (SQLAlchemyError, OSError) as exc:
-        where = display_url(settings.database_url)
-        detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's SQL dump
-        raise StoreError(f"API keys in {where}: {detail} (has `voiceagent migrate` run?)") from exc
-    finally:
-        await engine.dispose()
+def _transaction(settings: Settings) -> AbstractAsyncContextManager[AsyncSession]:
+    return one_transaction(settings.database_url, "API keys")
 
 
 async def issue_api_key(settings: Settings, *, name: str, scopes: Iterable[str]) -> NewApiKey:

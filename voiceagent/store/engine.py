@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from voiceagent.errors import StoreError
 
-__all__ = ["create_engine", "display_url", "session_factory"]
+__all__ = ["create_engine", "display_url", "one_transaction", "session_factory"]
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -69,3 +71,20 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (no implicit refresh in async code)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def one_transaction(database_url: str, what: str) -> AsyncIterator[AsyncSession]:
+    """One transaction on an engine of its own, disposed on exit: for CLI commands that run outside
+    the app. Database failures become :class:`StoreError` naming ``what`` (e.g. "API keys") and the
+    database, since the usual cause from the command line is a database not yet migrated."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            yield session
+    except (SQLAlchemyError, OSError) as exc:
+        where = display_url(database_url)
+        detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's SQL dump
+        raise StoreError(f"{what} in {where}: {detail} (has `voiceagent migrate` run?)") from exc
+    finally:
+        await engine.dispose()

@@ -6,15 +6,12 @@ closes the engine again; database failures become :class:`~voiceagent.errors.Sto
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voiceagent.config import Settings
-from voiceagent.errors import StoreError
-from voiceagent.store.engine import create_engine, display_url, session_factory
+from voiceagent.store.engine import one_transaction
 from voiceagent.webhooks import deliveries, endpoints
 from voiceagent.webhooks.endpoints import NewEndpoint
 from voiceagent.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -22,18 +19,8 @@ from voiceagent.webhooks.models import WebhookDelivery, WebhookEndpoint
 __all__ = ["add_endpoint", "delivery_log", "endpoint_list", "resend_delivery", "rotate_endpoint_secret"]
 
 
-@asynccontextmanager
-async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            yield session
-    except (SQLAlchemyError, OSError) as exc:
-        where = display_url(settings.database_url)
-        detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's SQL dump
-        raise StoreError(f"webhooks in {where}: {detail} (has `voiceagent migrate` run?)") from exc
-    finally:
-        await engine.dispose()
+def _transaction(settings: Settings) -> AbstractAsyncContextManager[AsyncSession]:
+    return one_transaction(settings.database_url, "webhooks")
 
 
 async def add_endpoint(
