@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import schemathesis
+from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from redis.exceptions import RedisError
@@ -44,13 +45,23 @@ from voiceagent.store import (
 )
 from voiceagent.store import repository as repo
 from voiceagent.store.apikeys import create_api_key
-from voiceagent.store.migrate import current_revision, upgrade
+from voiceagent.store.migrate import alembic_config, current_revision, upgrade
 
 PG = os.environ.get("VOICEAGENT_TEST_PG", "postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("VOICEAGENT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 AGENT = {"name": "Front desk", "fallback": "Sorry, I can't help with that."}
 SCOPES = {"admin": ["admin"], "calls": ["calls:read"], "memory": ["memory:delete"]}
+# With no SIP media process running (none here), POST /v1/calls answers 503 sip_unavailable by
+# design; every other check still applies to it, and tests/integration/test_sip_api.py places
+# real calls through it.
+_NEEDS_SIP = {"POST /v1/calls"}
+
+
+def _checks(label: str) -> list[Any]:
+    return CHECKS[1:] if label in _NEEDS_SIP else CHECKS
+
+
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
@@ -142,7 +153,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     try:
         url = f"postgresql+asyncpg://{PG}/{name}"
         upgrade(url)
-        assert asyncio.run(current_revision(url)) == "0002"
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert asyncio.run(current_revision(url)) == head
         app_settings = load_settings(database_url=url, redis_url=REDIS_URL, recordings_dir=recordings)
         yield Env(app_settings, asyncio.run(_seed(url)), prefix)
     finally:
@@ -264,7 +276,7 @@ def test_schema_conformance_on_postgres(env: Env, mode: GenerationMode) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
         names = {p.name for p in operation.path_parameters}
-        for fixed in [{}, {n: known[n] for n in names}] if names else [{}]:
+        for fixed in [{}, {n: known[n] for n in names if n in known}] if names else [{}]:
 
             @given(
                 case=operation.as_strategy(
@@ -273,7 +285,7 @@ def test_schema_conformance_on_postgres(env: Env, mode: GenerationMode) -> None:
             )
             @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
             def run(case: schemathesis.Case) -> None:
-                case.call_and_validate(headers=headers, checks=CHECKS)
+                case.call_and_validate(headers=headers, checks=_checks(case.operation.label))
 
             try:
                 run()

@@ -7,6 +7,7 @@ tests are synchronous and the database is prepared with the sync migration funct
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -38,6 +39,16 @@ from voiceagent.store.apikeys import create_api_key
 from voiceagent.store.migrate import upgrade
 from voiceagent.webhooks import create_endpoint
 from voiceagent.webhooks.queue import fan_out
+
+# With no SIP media process running (none here), POST /v1/calls answers 503 sip_unavailable by
+# design; every other check still applies to it, and tests/integration/test_sip_api.py places
+# real calls through it.
+_NEEDS_SIP = {"POST /v1/calls"}
+
+
+def _checks(label: str) -> list[Any]:
+    return CHECKS[1:] if label in _NEEDS_SIP else CHECKS
+
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -131,7 +142,7 @@ def test_api_conforms_to_its_schema(
             @given(case=strategy)
             @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
             def run(case: schemathesis.Case) -> None:
-                case.call_and_validate(headers=headers, checks=CHECKS)
+                case.call_and_validate(headers=headers, checks=_checks(case.operation.label))
 
             try:
                 run()

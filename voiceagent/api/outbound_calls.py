@@ -100,7 +100,7 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, response_model=PlacedCall)
+@router.post("", status_code=201, response_model=PlacedCall, responses=error_responses(400))
 async def place_call(body: OutboundCall, request: Request) -> PlacedCall:
     """Have the agent call ``to``; returns the call's id at once (the call log follows it)."""
     placer: CallPlacer | None = getattr(request.app.state, "sip_placer", None)
