@@ -145,7 +145,7 @@ def test_migrations_match_the_models_on_sqlite_and_downgrade_to_nothing(tmp_path
         "webhook_outbox",
         "webhook_deliveries",
     }
-    assert revision == "0005"  # the chain 0002 -> 0003 webhooks -> 0004 console -> 0005 SIP trunks
+    assert revision == "0004"  # the chain 0001 call log -> 0002 API keys -> 0003 webhooks -> 0004 console
     downgrade(url, "base")
     _diff_after, tables, revision = asyncio.run(inspect_db())
     assert tables == {"alembic_version"}
