@@ -67,6 +67,11 @@ async def test_inbound_call_is_answered_hears_the_caller_and_gets_dtmf(
     assert leg.inbound_frames > 200  # about 6 s of caller audio reached the media layer
     assert leg.digits == ["5"]
     assert ("dtmf", {"digit": "5", "method": "info"}) in _events(leg)
+    # The key reached the agent as a turn of its own, and the agent answered it.
+    assert leg.session is not None
+    keyed = [t for t in leg.session.turns if t.user_text == "[pressed 5]"]
+    assert len(keyed) == 1
+    assert keyed[0].response_id is not None
     # The caller's question was heard as a turn and the agent's (tone) answer was played to the line.
     assert "speech_started" in kinds
     assert leg.session is not None

@@ -12,6 +12,7 @@ from voiceagent.config import load_settings
 from voiceagent.engines.events import (
     ClientEvent,
     ConversationItem,
+    ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemTruncate,
     InputAudioBufferCommit,
@@ -300,3 +301,31 @@ async def test_barge_in_can_be_turned_off_per_agent(settings) -> None:
     await session.aclose()
     assert int((out == 7001).sum()) == 3000 * 16
     assert not session.turns[0].interrupted
+
+
+async def test_a_key_pressed_while_the_agent_talks_stops_it_and_is_answered(settings) -> None:
+    engine = FakeEngine(reply_ms=3000)
+    session = await _session(engine, settings)
+    out = await _run(session, _frames((SPEECH, 1000), (QUIET, 1500)))  # the agent is talking by now
+    assert (out == 7001).any()
+    played_before = int((out == 7001).sum())
+    session.press("0", method="rfc4733")
+    out = np.concatenate([out, await _run(session, _frames((QUIET, 1500)))])
+    await session.aclose()
+    # Silenced at once: nothing more of the first answer, truncated at what was played.
+    assert int((out == 7001).sum()) == played_before
+    first, keyed = session.turns
+    assert first.interrupted
+    assert engine.of_type(ConversationItemTruncate)[0].audio_end_ms == int(played_before / 16)
+    barge = [e for e in session.timeline.events if e.kind == "barge_in"]
+    assert [e.data["reason"] for e in barge] == ["dtmf"]
+    assert ("dtmf", {"digit": "0", "method": "rfc4733"}) in [
+        (e.kind, e.data) for e in session.timeline.events
+    ]
+    # The key is a turn of its own, sent as text (no audio commit) and answered.
+    created = [e for e in engine.sent if isinstance(e, ConversationItemCreate)]
+    assert [(c.item.role, c.item.text) for c in created] == [("user", "[pressed 0]")]
+    assert len(engine.of_type(InputAudioBufferCommit)) == 1  # only the spoken turn's
+    assert keyed.user_text == "[pressed 0]"
+    assert keyed.response_id == "resp_2"
+    assert (out == 7002).any()

@@ -8,6 +8,7 @@ import pytest
 from voiceagent.engines.events import (
     ClientEvent,
     ConversationItem,
+    ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemTruncate,
     ConversationItemTruncated,
@@ -50,6 +51,7 @@ CLIENT_EVENTS: list[ClientEvent] = [
     ResponseCancel("resp_1"),
     ResponseCancel(),
     ConversationItemTruncate("item_2", 1234, 0),
+    ConversationItemCreate(ConversationItem("item_9", "user", "[pressed 1]")),
 ]
 
 SERVER_EVENTS: list[ServerEvent] = [
@@ -135,6 +137,8 @@ def test_ga_session_update_from_the_sdk_shape() -> None:
         "[1, 2]",
         '{"no": "type"}',
         '{"type": "conversation.item.create"}',
+        '{"type": "conversation.item.create", "item": {"role": "assistant", "content": []}}',
+        '{"type": "conversation.item.create", "item": {"role": "user", "content": [{"type": "x"}]}}',
         '{"type": "input_audio_buffer.append", "audio": "***"}',
         '{"type": "input_audio_buffer.append"}',
         '{"type": "conversation.item.truncate", "item_id": "i", "audio_end_ms": -5}',

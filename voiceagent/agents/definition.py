@@ -64,6 +64,10 @@ class Intent(BaseModel):
     capture_prompt: str | None = Field(
         default=None, description="Said when a capture is not in the utterance (else the tool's fallback)."
     )
+    dtmf: list[str] = Field(
+        default_factory=list,
+        description='Keypad digits that choose this intent on a phone call, e.g. ["0"] for an operator.',
+    )
 
     @field_validator("capture")
     @classmethod
@@ -76,6 +80,14 @@ class Intent(BaseModel):
             except re.error as exc:
                 raise ValueError(f"capture {name!r}: bad regular expression: {exc}") from exc
         return capture
+
+    @field_validator("dtmf")
+    @classmethod
+    def _valid_digits(cls, digits: list[str]) -> list[str]:
+        for d in digits:
+            if not re.fullmatch(r"[0-9*#A-D]+", d):
+                raise ValueError(f"dtmf: {d!r} is not keypad digits (0-9, *, #, A-D)")
+        return digits
 
     @field_validator("examples", "keywords")
     @classmethod

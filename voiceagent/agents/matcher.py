@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from voiceagent.agents.definition import Action, AgentDefinition, Intent
 from voiceagent.agents.text import content_terms, phrase_terms
+from voiceagent.engines.items import dtmf_digits
 
 __all__ = ["IntentMatch", "IntentMatcher"]
 
@@ -70,6 +71,13 @@ class IntentMatcher:
 
     def match(self, text: str) -> IntentMatch:
         """The best reply for ``text``; the agent's fallback when nothing clears the threshold."""
+        digits = dtmf_digits(text)
+        if digits is not None:
+            # Keypad presses choose by digit, never by words: "[pressed 1]" is not a phrase.
+            chosen = next((i for i in self._agent.intents if digits in i.dtmf), None)
+            if chosen is None:
+                return IntentMatch(intent=None, score=0.0, action="answer", reply=self._agent.fallback)
+            return IntentMatch(intent=chosen, score=1.0, action=chosen.action, reply=chosen.answer)
         phrase_hit = self.match_phrases(text)
         if phrase_hit is not None:
             return phrase_hit

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 __all__ = [
     "ClientEvent",
     "ConversationItem",
+    "ConversationItemCreate",
     "ConversationItemCreated",
     "ConversationItemTruncate",
     "ConversationItemTruncated",
@@ -104,6 +105,14 @@ class ConversationItemTruncate:
     content_index: int = 0
 
 
+@dataclass(frozen=True)
+class ConversationItemCreate:
+    """A user turn given as text, not audio: keypad digits (:func:`voiceagent.engines.items.dtmf_text`)."""
+
+    type: ClassVar[str] = "conversation.item.create"
+    item: ConversationItem
+
+
 ClientEvent = (
     SessionUpdate
     | InputAudioBufferAppend
@@ -112,6 +121,7 @@ ClientEvent = (
     | ResponseCreate
     | ResponseCancel
     | ConversationItemTruncate
+    | ConversationItemCreate
 )
 
 # ---- engine -> client -------------------------------------------------------------------------

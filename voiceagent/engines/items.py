@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 
-__all__ = ["SpokenClause", "heard_text", "new_id"]
+__all__ = ["SpokenClause", "dtmf_digits", "dtmf_text", "heard_text", "new_id"]
+
+# Keypad presses reach a brain as a user turn of text in this one spelling: rules match the
+# digits (an intent's ``dtmf``), and an LLM reads it as what it is.
+_DTMF = re.compile(r"^\[pressed ([0-9*#A-D]+)\]$")
 
 _ids = itertools.count(1)
 
@@ -13,6 +18,17 @@ _ids = itertools.count(1)
 def new_id(prefix: str) -> str:
     """A process-unique id such as ``resp_000042`` for sessions, items and responses."""
     return f"{prefix}_{next(_ids):06d}"
+
+
+def dtmf_text(digits: str) -> str:
+    """The user turn for keypad ``digits``: ``[pressed 1]``."""
+    return f"[pressed {digits}]"
+
+
+def dtmf_digits(text: str) -> str | None:
+    """The digits of a :func:`dtmf_text` turn, or None for anything a caller said."""
+    match = _DTMF.match(text.strip())
+    return match.group(1) if match else None
 
 
 @dataclass

@@ -22,6 +22,8 @@ from voiceagent.config import Settings
 from voiceagent.engines.base import SpeechSession
 from voiceagent.engines.events import (
     ClientEvent,
+    ConversationItem,
+    ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemTruncate,
     ConversationItemTruncated,
@@ -38,6 +40,7 @@ from voiceagent.engines.events import (
     ResponseOutputAudioTranscriptDelta,
     ServerEvent,
 )
+from voiceagent.engines.items import dtmf_text, new_id
 from voiceagent.media.bargein import BargeInDetector, BargeInVerdict, SnippetTranscript
 from voiceagent.media.echo import EchoGuard
 from voiceagent.media.playout import PlayoutQueue
@@ -293,15 +296,35 @@ class CallSession:
             self._request_answer(turn, held=False)
             self.timeline.add("turn_ended", self.media_ms, turn=turn.index, prepared=False)
 
-    def _request_answer(self, turn: TurnRecord, *, held: bool) -> None:
+    def _request_answer(self, turn: TurnRecord, *, held: bool, commit: bool = True) -> None:
         """Commit what the caller said and ask for the answer; ``held`` keeps its audio back."""
         turn.status = "thinking"
         turn.held = held
         self._response_turn = turn
         self._current = _Request(turn)
         self._unacknowledged.append(self._current)
-        self._send(InputAudioBufferCommit())
+        if commit:
+            self._send(InputAudioBufferCommit())
         self._send(ResponseCreate())
+
+    def press(self, digits: str, **details: object) -> None:
+        """Keypad digits from the caller (DTMF): a turn of its own, answered like words.
+
+        A key pressed while the agent talks interrupts it at once, as "press 1 at any time"
+        promises; a caller half-way through a sentence loses nothing (the audio stays buffered).
+        ``details`` (how the digits came, e.g. ``method="info"``) go on the ``dtmf`` event.
+        """
+        at_ms = self.media_ms
+        self.timeline.add("dtmf", at_ms, digit=digits, **details)
+        if self.responding or self.agent_audio_pending or self._playout.paused:
+            self._barge_in(at_ms, reason="dtmf")
+        self._bargein.reset()
+        text = dtmf_text(digits)
+        turn = TurnRecord(index=len(self.turns), speech_start_ms=at_ms, speech_end_ms=at_ms, user_text=text)
+        self.turns.append(turn)
+        self._send(ConversationItemCreate(ConversationItem(id=new_id("item"), role="user", text=text)))
+        self._request_answer(turn, held=False, commit=False)
+        self.timeline.add("turn_ended", self.media_ms, turn=turn.index, prepared=False)
 
     def _drop_held_answer(self, turn: TurnRecord) -> None:
         """The caller went on talking: the prepared answer was never heard, so it never happened."""

@@ -195,7 +195,9 @@ class SipCallLeg:
 
     def on_dtmf(self, digit: str, method: str) -> None:
         self.digits.append(digit)
-        self.note("dtmf", digit=digit, method=method)
+        if self.session is not None and self.started:
+            # The agent hears the key as a turn ("press 0 for an operator"); press() logs it.
+            self.session.press(digit, method=method)
         logger.info("caller pressed %s (%s)", digit, method, extra=self._log_extra)
 
     def on_transfer_status(self, code: int, reason: str, final: bool) -> None:

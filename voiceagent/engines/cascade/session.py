@@ -18,6 +18,7 @@ from voiceagent.engines.cascade.clauses import ClauseSplitter
 from voiceagent.engines.events import (
     ClientEvent,
     ConversationItem,
+    ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemTruncate,
     ConversationItemTruncated,
@@ -104,6 +105,8 @@ class CascadeSession:
                 await self._cancel_response()
             case ConversationItemTruncate():
                 self._truncate(event)
+            case ConversationItemCreate(item=item):
+                self._add_text_turn(item)
             case SessionUpdate(session=config):
                 self._config = config
                 self._emit(SessionUpdated(session=config))
@@ -194,6 +197,15 @@ class CascadeSession:
         self._emit(ConversationItemCreated(item=turn.item))
         turn.transcript = self._spawn(self._transcribe(turn, audio), "asr")
 
+    def _add_text_turn(self, item: ConversationItem) -> None:
+        """A user turn that arrives as text (keypad digits): answered like a transcript."""
+        if item.role != "user" or not item.text.strip():
+            self._emit(EngineErrorEvent("only user items with text can be added", code="invalid_item"))
+            return
+        turn = _Turn(ConversationItem(id=item.id, role="user", text=item.text))
+        self._turns.append(turn)
+        self._emit(ConversationItemCreated(item=turn.item))
+
     async def _transcribe(self, turn: _Turn, audio: bytes) -> str:
         pcm = np.frombuffer(audio, dtype=np.int16)
         if self._config.input_sample_rate != self._engine.asr_sample_rate:
@@ -246,7 +258,9 @@ class CascadeSession:
         pending = self._unanswered()
         try:
             # shield: cancelling this answer must not cancel the transcript a later answer reuses.
-            texts = [await asyncio.shield(t.transcript) for t in pending if t.transcript is not None]
+            texts = [
+                t.item.text if t.transcript is None else await asyncio.shield(t.transcript) for t in pending
+            ]
         except asyncio.CancelledError:
             self._finish(ResponseDone(response_id, "cancelled", reason="client_cancelled"))
             return

@@ -22,6 +22,7 @@ from typing import Any, Literal, cast
 from voiceagent.engines.events import (
     ClientEvent,
     ConversationItem,
+    ConversationItemCreate,
     ConversationItemCreated,
     ConversationItemTruncate,
     ConversationItemTruncated,
@@ -43,6 +44,7 @@ from voiceagent.engines.events import (
     SessionUpdate,
     SessionUpdated,
 )
+from voiceagent.engines.items import new_id
 from voiceagent.errors import ProtocolError
 
 __all__ = [
@@ -242,6 +244,10 @@ def encode_client(event: ClientEvent, wire: WireSession | None = None) -> str:
             return _dump({"type": event.type, **({"response_id": rid} if rid else {})})
         case ConversationItemTruncate(item_id=item, audio_end_ms=end, content_index=index):
             return _dump({"type": event.type, "item_id": item, "content_index": index, "audio_end_ms": end})
+        case ConversationItemCreate(item=item):
+            content = [{"type": "input_text", "text": item.text}]
+            message = {"id": item.id, "type": "message", "role": item.role, "content": content}
+            return _dump({"type": event.type, "item": message})
         case _:
             return _dump({"type": event.type})
 
@@ -275,7 +281,33 @@ def decode_client(data: str | bytes, current: WireSession | None = None) -> tupl
             content_index=_int(obj, "content_index", kind, 0),
         )
         return event, wire
+    if kind == "conversation.item.create":
+        return ConversationItemCreate(_text_item(obj.get("item"), kind)), wire
     raise ProtocolError(f"unsupported client event type {kind!r}")
+
+
+def _text_item(item: Any, where: str) -> ConversationItem:
+    """A user message of ``input_text`` parts: the only item a client may add (keypad digits)."""
+    if not isinstance(item, dict) or item.get("type", "message") != "message" or item.get("role") != "user":
+        raise ProtocolError(f"{where}: only a user message item can be added")
+    content = item.get("content")
+    if not isinstance(content, list) or not content:
+        raise ProtocolError(f"{where}: the item needs content")
+    parts = []
+    for part in content:
+        if (
+            not isinstance(part, dict)
+            or part.get("type") != "input_text"
+            or not isinstance(part.get("text"), str)
+        ):
+            raise ProtocolError(f"{where}: only input_text content is supported")
+        parts.append(part["text"])
+    item_id = item.get("id")
+    return ConversationItem(
+        id=item_id if isinstance(item_id, str) and item_id else new_id("item"),
+        role="user",
+        text=" ".join(parts),
+    )
 
 
 # ---- server -> client -----------------------------------------------------------------------------
