@@ -22,7 +22,7 @@ from voiceagent.store import (
     create_engine,
     session_factory,
 )
-from voiceagent.store.migrate import context_options, current_revision, downgrade, upgrade
+from voiceagent.store.migrate import context_options, current_revision, downgrade, upgrade, upgrade_async
 from voiceagent.store.models import Agent, Base, Call, CallEventRow, Turn
 from voiceagent.store.records import record_from_json, record_to_json
 
@@ -164,3 +164,18 @@ def test_migration_failures_are_store_errors_without_the_password(tmp_path: Path
     with pytest.raises(StoreError, match=r"postgres:\*\*\*@") as info:
         upgrade("postgresql+asyncpg://postgres:secret@127.0.0.1:1/none")
     assert "secret" not in str(info.value)
+
+
+async def test_a_database_from_an_unknown_migration_is_a_clear_store_error(tmp_path: Path) -> None:
+    # A call log stamped by another build (a newer voiceagent, another branch): the embedded
+    # database is migrated on first use, and that must say what is wrong, not print a traceback.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}"
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            await conn.execute(text("INSERT INTO alembic_version VALUES ('9999')"))
+        with pytest.raises(StoreError, match=r"migration failed on sqlite.*'9999'"):
+            await upgrade_async(engine)
+    finally:
+        await engine.dispose()

@@ -136,12 +136,14 @@ async def _with_connection(engine: AsyncEngine, fn: Any, revision: str) -> None:
 
 async def upgrade_async(engine: AsyncEngine, revision: str = "head") -> None:
     """:func:`upgrade` on a connection of ``engine``, from inside a running event loop."""
-    await _with_connection(engine, command.upgrade, revision)
+    with _translated(engine.url):
+        await _with_connection(engine, command.upgrade, revision)
 
 
 async def downgrade_async(engine: AsyncEngine, revision: str = "base") -> None:
     """:func:`downgrade` on a connection of ``engine``, from inside a running event loop."""
-    await _with_connection(engine, command.downgrade, revision)
+    with _translated(engine.url):
+        await _with_connection(engine, command.downgrade, revision)
 
 
 async def current_revision(url: str | URL) -> str | None:
