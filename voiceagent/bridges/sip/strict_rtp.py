@@ -26,9 +26,19 @@ def pin_rtp_source(local: tuple[str, int], peer: tuple[str, int]) -> bool:
         return False
     for name in names:
         try:
-            sock = socket.socket(fileno=os.dup(int(name)))
+            if not os.readlink(f"{_FD_DIR}/{name}").startswith("socket:"):
+                continue
+            duplicate = os.dup(int(name))
         except (OSError, ValueError):
-            continue  # not a socket (or gone meanwhile)
+            continue  # gone meanwhile
+        try:
+            sock = socket.socket(fileno=duplicate)
+        except OSError:
+            # Not a socket after all: the duplicate must not outlive this call. (Leaking it once
+            # per call per descriptor ran a media process past FD_SETSIZE, where pjsip's select
+            # ioqueue refuses new RTP sockets with PJ_ETOOBIG.)
+            os.close(duplicate)
+            continue
         with sock:  # closes the duplicate only; pjmedia's descriptor stays open
             if sock.type != socket.SOCK_DGRAM:
                 continue
