@@ -146,7 +146,7 @@ async def test_a_bad_message_gets_an_error_and_the_session_goes_on(server: Worke
         error = (await _until(ws, "error"))[-1]
         assert error["error"]["code"] == "invalid_request_error"
         await ws.send('{"type": "conversation.item.create", "item": {}}')
-        assert "unsupported" in (await _until(ws, "error"))[-1]["error"]["message"]
+        assert "only a user message" in (await _until(ws, "error"))[-1]["error"]["message"]
         await ws.send('{"type": "session.update", "session": {"instructions": "x"}}')
         assert (await _until(ws, "session.updated"))[-1]["session"]["instructions"] == "x"
 
