@@ -1,4 +1,5 @@
-"""The ``voiceagent`` command: ``call``, ``serve``, ``apikey``, ``models``, ``migrate``, ``bench``.
+"""The ``voiceagent`` command: ``call``, ``serve``, ``worker``, ``sip-edge``, ``sip-media``,
+``webhooks``, ``admin``, ``apikey``, ``models``, ``migrate``, ``bench``.
 
 Errors of the :class:`voiceagent.errors.VoiceAgentError` tree end the command with their message and
 exit status 2; only real bugs print a traceback.
