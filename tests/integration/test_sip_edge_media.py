@@ -1,8 +1,8 @@
 """The edge in front of real pjsua2 media processes (``voiceagent sip-media --engine tone``).
 
 The PROTOS cases whose SDP aborts a bare pjsua2 process (3631-3714), the RFC 4475 torture messages
-and (xfail for now) the whole PROTOS suite go to the edge; both media processes must still be running
-and answer a SIPp call through the edge.
+and the whole PROTOS suite (not yet reliably, see its marker) go to the edge; both media processes
+must still be running and answer a SIPp call through the edge.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import re
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -115,12 +116,35 @@ async def test_rfc4475_torture_through_the_edge_leaves_pjsua2_running(tmp_path: 
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason=(
-        "a media process aborts (pj_thread_this: 'Calling pjlib from unknown/external thread') when"
-        " the caller CANCELs before it answers, which every PROTOS case's teardown does; valid SIP the"
-        " edge must pass on (voiceagent/bridges/sip/service.py _pj_answer)"
+        "passes in most runs since the edge stopped losing CANCELs and limits the call rate; still"
+        " fails in ~1 of 4: pjsua itself aborts under the flood now and then"
+        " (pjsua_call_on_state_changed: 'pjsua_var.call_cnt > 0', pj_ioqueue_register_sock2), or a"
+        " CANCEL that crosses the media process's 200 leaves an un-ACKed call holding a slot until"
+        " pjsip's 32 s ACK timeout, so the call 1.5 s later finds both processes full"
     ),
 )
 async def test_whole_protos_suite_through_the_edge_leaves_pjsua2_running(tmp_path: Path) -> None:
     await _through_edge_to_pjsua2(tmp_path, full_suite=True)
+
+
+async def test_cancel_that_overtakes_its_invite_ends_the_call(tmp_path: Path) -> None:
+    """INVITE and CANCEL back to back (as every PROTOS case sends them), more times than there are
+    call slots: the CANCEL may reach a Kamailio worker before the INVITE's transaction exists, and
+    used to be dropped, so the media process answered a call nobody would ACK or end. Every one must
+    end in 487, leave no call counted, and a real call must be answered right after."""
+    _, uac_scenario = write_scenarios(tmp_path, pause_ms=500)
+    valid_case = dict(protos_cases())["0000000"]  # the reference INVITE and its CANCEL
+    async with _media_process(tmp_path) as (first, port1), _media_process(tmp_path) as (second, port2):
+        config = EdgeConfig(port=free_port(), media=(f"127.0.0.1:{port1}", f"127.0.0.1:{port2}"), max_calls=6)
+        async with SipEdge(config, health_interval_s=1.0) as edge:
+            pairs = [(f"{9_000_000 + n}", valid_case) for n in range(12)]  # 2 x the edge's limit
+            run = await asyncio.to_thread(blast, pairs, edge.config.port, rate_per_s=20)
+            assert run.replies == {name: 487 for name, _ in pairs}, run.replies
+            live = await edge.rpc("htable.get", "calls", "live")
+            assert re.search(r"value:\s*0\b", live), live
+            result = await asyncio.to_thread(run_uac, tmp_path, uac_scenario, edge.config.port, calls=2)
+            assert (result.successful, result.failed) == (2, 0), result.output
+            assert first.returncode is None
+            assert second.returncode is None

@@ -24,7 +24,7 @@ import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without typ
 from voiceagent.bridges.sip.options import PJSUA_MAX_CALLS, SipMediaOptions
 from voiceagent.errors import SipError
 
-__all__ = ["PjsipThread"]
+__all__ = ["PjsipThread", "destroy_on_pjsip_thread"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,24 @@ CLOCK_RATE = 16000
 FRAME_MS = 20
 
 _CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
+
+# The thread that owns the process's one Endpoint while it runs (pjsua is a singleton).
+_owner: PjsipThread | None = None
+
+
+def destroy_on_pjsip_thread(obj: object) -> None:
+    """Called from a pjsua2 object's ``__del__``: off the pjsip thread, keep it alive until that
+    thread drops it, so its C++ destructor (which calls into pjlib) runs there (DESIGN §3).
+
+    The last reference normally goes on the pjsip thread, but one held by a cycle (a traceback's
+    frames, a finished task) is freed by the cyclic garbage collector on whichever thread triggers
+    it, such as an ``asyncio.to_thread`` worker: a destructor there aborted the process
+    (``pj_thread_this``) or raced the pjsip thread. Python finalizes an object once, so the
+    resurrected object is simply freed when the pjsip thread lets it go.
+    """
+    owner = _owner
+    if owner is not None and owner._thread.is_alive() and threading.current_thread() is not owner._thread:
+        owner._graveyard.put(obj)
 
 
 class PjsipThread:
@@ -60,6 +78,8 @@ class PjsipThread:
         self._work: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
             queue.SimpleQueue()
         )
+        # pjsua2 objects whose last reference went elsewhere; freed here (destroy_on_pjsip_thread).
+        self._graveyard: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._error: BaseException | None = None
@@ -114,10 +134,12 @@ class PjsipThread:
     # ---- the thread ----------------------------------------------------------------------------
 
     def _main(self) -> None:
+        global _owner
         ep = pj.Endpoint()
         try:
             ep.libCreate()
             self.endpoint = ep
+            _owner = self
             self._init(ep)
             self._setup(ep)
         except BaseException as exc:  # pj.Error or ours: reported to start(), never swallowed
@@ -189,7 +211,15 @@ class PjsipThread:
             rank = next((i for i, w in enumerate(wanted) if codec_id.startswith(w)), None)
             ep.codecSetPriority(codec_id, 0 if rank is None else 255 - rank)
 
+    def _bury(self) -> None:
+        while True:
+            try:
+                self._graveyard.get_nowait()  # dropped at once: freed on this thread
+            except queue.Empty:
+                return
+
     def _run_work(self) -> None:
+        self._bury()
         while True:
             try:
                 fn, future = self._work.get_nowait()
@@ -225,6 +255,10 @@ class PjsipThread:
         self._destroy(ep)
 
     def _destroy(self, ep: pj.Endpoint) -> None:
+        global _owner
+        self._bury()
+        if _owner is self:
+            _owner = None
         try:
             ep.libDestroy()
         except pj.Error:

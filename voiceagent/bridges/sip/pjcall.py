@@ -14,6 +14,7 @@ from typing import Protocol
 
 import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
 
+from voiceagent.bridges.sip.endpoint import destroy_on_pjsip_thread
 from voiceagent.bridges.sip.port import CallAudioPort
 from voiceagent.bridges.sip.strict_rtp import parse_address, pin_rtp_source
 
@@ -111,6 +112,10 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
         self.peer_rtp: str | None = None  # the RTP address the SDP negotiated
         self._on_gone = on_gone
         self._connected_slot: int | None = None
+
+    def __del__(self) -> None:
+        # The C++ destructor that runs next calls into pjlib: only on the pjsip thread.
+        destroy_on_pjsip_thread(self)
 
     def _post(self, fn: Callable[..., None], *args: object) -> None:
         if self.listener is not None:

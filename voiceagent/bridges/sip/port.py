@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
 
-from voiceagent.bridges.sip.endpoint import CLOCK_RATE, FRAME_MS
+from voiceagent.bridges.sip.endpoint import CLOCK_RATE, FRAME_MS, destroy_on_pjsip_thread
 
 __all__ = ["FRAME_BYTES", "CallAudioPort"]
 
@@ -47,6 +47,10 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
         fmt = pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, FRAME_MS * 1000, 16)
         self.createPort(name, fmt)
+
+    def __del__(self) -> None:
+        # The C++ destructor that runs next calls into pjlib: only on the pjsip thread.
+        destroy_on_pjsip_thread(self)
 
     def close(self) -> None:
         """No more wake-ups (the call is over); the port object itself is dropped on the pjsip thread."""

@@ -297,6 +297,10 @@ class SipMediaService:
             op.txOption.headers.append(reason_header(code, text))
         call.answer(op)
 
+    def _pj_refuse_if_active(self, call: PjCall, code: int, text: str) -> None:
+        if call.isActive():
+            self._pj_answer(call, code, text)
+
     def _pj_hangup(self, call: PjCall, code: int, text: str) -> None:
         if not call.isActive():
             return
@@ -337,7 +341,8 @@ class SipMediaService:
             await leg.aclose("setup_failed")
             await self._release(leg)
             if self._thread.alive:
-                await self._thread.run(lambda: self._pj_answer(call, 500, "agent unavailable"))
+                # A caller who hung up (CANCEL) has nothing left to refuse; pjsua already freed the slot.
+                await self._thread.run(lambda: self._pj_refuse_if_active(call, 500, "agent unavailable"))
             if not isinstance(exc, Exception):
                 raise
             return

@@ -38,6 +38,9 @@ _MAX_SDP_LINE_CHARS = 1000
 _MAX_BODY_BYTES = 16384
 # Whole relayed messages are hex-encoded once to look for NUL bytes: pv_buffer_size must hold that.
 _MAX_MESSAGE_BYTES = 24576
+# New calls per second per media process: at most ~25 x 2 sockets wait out pjlib's 500 ms delay
+# before their ioqueue slots are free again, well inside its 64 (see route[ADMIT]).
+_CALLS_PER_S_PER_MEDIA = 25
 
 
 class EdgeFiles:
@@ -164,6 +167,7 @@ def render_kamailio_cfg(config: EdgeConfig, files: EdgeFiles) -> str:
         .replace("@@TRUSTED@@", _trusted_check(config))
         .replace("@@HEALTH_UA@@", HEALTH_USER_AGENT)
         .replace("@@MAX_CALLS@@", str(config.max_calls))
+        .replace("@@CPS@@", str(_CALLS_PER_S_PER_MEDIA * len(config.media)))
         .replace("@@TRUNKS@@", _trunk_routing(config))
         .replace("@@BACKEND_MS@@", str(config.backend_timeout_ms))
         .replace("@@CLINE@@", str(_MAX_CLINE_CHARS))
@@ -263,6 +267,7 @@ loadmodule "pike.so"
 loadmodule "dialog.so"
 loadmodule "dispatcher.so"
 loadmodule "htable.so"
+loadmodule "pipelimit.so"
 """
 
 _PARAMS = """modparam("jsonrpcs", "transport", 2)
@@ -273,6 +278,10 @@ modparam("tm", "fr_inv_timer", 60000)
 modparam("rr", "enable_full_lr", 0)
 modparam("rr", "append_fromtag", 1)
 modparam("htable", "htable", "calls=>size=1;")
+# CANCELs seen in the last seconds (Call-ID, From tag, CSeq number): the race with their INVITE
+# lasts milliseconds; a short expiry keeps a CANCEL flood from growing the table.
+modparam("htable", "htable", "cancels=>size=10;autoexpire=10;")
+modparam("pipelimit", "timer_interval", 1)
 modparam("dialog", "enable_stats", 1)
 modparam("dialog", "default_timeout", 14400)
 modparam("dialog", "dlg_match_mode", 1)
@@ -307,6 +316,9 @@ request_route {
 		exit;
 	}
 	if (is_method("CANCEL")) {
+		# Noted before the lookup, so a CANCEL that overtakes its INVITE (another worker is still
+		# routing it, no transaction yet) is not lost: RELAY refuses that INVITE with 487.
+		$sht(cancels=>$ci::$ft::$cs) = 1;
 		if (t_check_trans()) {
 			t_relay();
 		}
@@ -429,6 +441,15 @@ route[SELECT] {
 # Calls from INVITE to hang-up, counted atomically. $stat(active_dialogs) would miss INVITEs not yet
 # answered, which is what a burst is made of; a burst of INVITEs is what exhausts a pjsua2 process.
 route[ADMIT] {
+	# New calls per second: each one opens RTP/RTCP sockets in a media process, whose ioqueue (64
+	# handles) frees a closed socket's slot only 500 ms later; a burst of short-lived calls (INVITE,
+	# CANCEL) faster than this exhausted it and aborted the process (pj_ioqueue_register_sock2).
+	if (!pl_check("invites", "TAILDROP", @@CPS@@)) {
+		append_to_reply("Reason: SIP;cause=503;text=\"voiceagent at capacity\"\r\n");
+		append_to_reply("Retry-After: 1\r\n");
+		sl_send_reply("503", "Service Unavailable");
+		exit;
+	}
 	if ($shtinc(calls=>live) > @@MAX_CALLS@@) {
 		$var(live) = $shtdec(calls=>live);
 		append_to_reply("Reason: SIP;cause=503;text=\"voiceagent at capacity\"\r\n");
@@ -441,6 +462,16 @@ route[ADMIT] {
 
 route[RELAY] {
 	record_route();
+	# The transaction first, then the CANCEL note: whichever of the two workers comes second sees
+	# the other, so a caller's CANCEL always ends its INVITE (it is answered 487, not relayed).
+	if (!t_newtran()) {
+		sl_reply_error();
+		exit;
+	}
+	if ($sht(cancels=>$ci::$ft::$cs) != $null) {
+		t_reply("487", "Request Terminated");
+		exit;
+	}
 	t_set_fr(60000, @@BACKEND_MS@@);
 	t_on_failure("FAILOVER");
 	if (!t_relay()) {
