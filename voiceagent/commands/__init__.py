@@ -1,0 +1,1 @@
+"""The ``voiceagent`` subcommands that belong to one subsystem each; ``voiceagent.cli`` mounts them."""
