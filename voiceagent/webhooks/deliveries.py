@@ -10,7 +10,7 @@ from voiceagent.store.models import WebhookOutbox, utcnow
 from voiceagent.webhooks.models import DELIVERY_STATUSES, WebhookDelivery
 from voiceagent.webhooks.queue import event_body
 
-__all__ = ["MAX_PAGE", "delivery_body", "get_delivery", "list_deliveries", "resend"]
+__all__ = ["MAX_PAGE", "delivery_body", "delivery_page", "get_delivery", "list_deliveries", "resend"]
 
 MAX_PAGE = 500
 
@@ -24,18 +24,37 @@ async def list_deliveries(
     before_id: int | None = None,
 ) -> list[WebhookDelivery]:
     """Deliveries newest first (of one endpoint, in one status, if given); page with ``before_id``."""
+    rows, _ = await delivery_page(
+        session, endpoint_id=endpoint_id, status=status, limit=limit, before_id=before_id
+    )
+    return rows
+
+
+async def delivery_page(
+    session: AsyncSession,
+    *,
+    endpoint_id: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> tuple[list[WebhookDelivery], int | None]:
+    """One page of :func:`list_deliveries`, and the ``before_id`` of the next (None on the last)."""
     if not 1 <= limit <= MAX_PAGE:
         raise WebhookError(f"limit must be in 1..{MAX_PAGE}, got {limit}")
     if status is not None and status not in DELIVERY_STATUSES:
         raise WebhookError(f"status is one of {', '.join(DELIVERY_STATUSES)}; got {status!r}")
-    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    # One row more than asked says whether there is a next page.
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit + 1)
     if endpoint_id is not None:
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
     if before_id is not None:
         query = query.where(WebhookDelivery.id < before_id)
-    return list((await session.scalars(query)).all())
+    rows = list((await session.scalars(query)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
 
 
 async def get_delivery(session: AsyncSession, *, delivery_id: int) -> WebhookDelivery | None:

@@ -149,18 +149,16 @@ async def list_deliveries(
     session: SessionDep,
     endpoint_id: Annotated[str | None, Query(max_length=32)] = None,
     status: Literal["pending", "succeeded", "failed"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=deliveries.MAX_PAGE)] = 50,
     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> DeliveryPage:
     """The delivery log, newest first."""
     if endpoint_id is not None:
         _no_nul(endpoint_id, ("query", "endpoint_id"))
-    rows = await deliveries.list_deliveries(
-        session, endpoint_id=endpoint_id, status=status, limit=limit + 1, before_id=before_id
+    rows, next_before_id = await deliveries.delivery_page(
+        session, endpoint_id=endpoint_id, status=status, limit=limit, before_id=before_id
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return DeliveryPage(items=[DeliveryOut.of(r) for r in rows], next_before_id=rows[-1].id if more else None)
+    return DeliveryPage(items=[DeliveryOut.of(r) for r in rows], next_before_id=next_before_id)
 
 
 @router.get(
