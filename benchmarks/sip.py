@@ -1,14 +1,17 @@
-"""SIP media path under load: N concurrent SIPp calls with audio, straight to the media processes.
+"""SIP media path under load: N concurrent SIPp calls with audio, through the Kamailio edge.
 
-    python benchmarks/sip.py [--calls 10,50,100] [--seconds 60] [--json]
+    python benchmarks/sip.py [--calls 10,50,100] [--seconds 60] [--direct] [--json]
 
 For each N it starts ceil(N/3) ``voiceagent sip-media --engine tone`` processes (the pjsua2 wheel
-holds at most 3 calls per process, docs/sip.md), has one SIPp per process place its share of the
-calls (each caller streams the shipped 8 kHz question in a loop for the whole call), and prints:
-failed calls, CPU per call (all media processes' CPU time / calls / seconds, in % of one core),
-and the jitter of the 20 ms clock ticks the media layer saw (p50/p99 of |gap - 20 ms|). The engine
-answers with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, turn-taking),
-not a speech model's. Needs sipp; runs on Linux (reads /proc for CPU time).
+holds at most 3 calls per process, docs/sip.md) behind the SIP edge (Kamailio, as a deployment
+runs it: the caller is a trusted trunk), and one SIPp places the N calls through the edge at
+10 calls/s; each caller streams the shipped 8 kHz question in a loop for ``--seconds``, and the
+edge's dispatcher spreads the calls over the processes. ``--direct`` skips the edge (one SIPp per
+process). It prints: failed calls, CPU per call (all media processes' CPU time / calls / seconds,
+in % of one core), the edge's CPU (all Kamailio processes), the whole machine's CPU use, and the
+jitter of the 20 ms clock ticks the media layer saw (p50/p99 of |gap - 20 ms|). The engine answers
+with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
+turn-taking), not a speech model's. Needs sipp and kamailio; runs on Linux (reads /proc).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from tests.integration.sip_edge_support import run_uac
 from voiceagent.audio import float_to_pcm16, read_audio
 from voiceagent.audio.g711 import ulaw_encode
+from voiceagent.bridges.sip.edge import EdgeConfig, SipEdge
 from voiceagent.bridges.sip.supervisor import MediaProcessSpec, SipMediaSupervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "integration" / "sip_scenarios" / "uac_speech.xml"
 PER_PROCESS = 3
+RATE_PER_S = 10.0  # new calls per second through the edge (it admits 25/s per media process)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -50,6 +57,24 @@ def _free_port() -> int:
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
+
+
+def _group_cpu_s(pgid: int) -> float:
+    """CPU time of every live process in a process group (Kamailio's children share the main pid's)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return total
+
+
+def _machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / _CLK_TCK, sum(values) / _CLK_TCK
 
 
 async def _healthy(urls: list[str], timeout_s: float = 120.0) -> None:
@@ -80,7 +105,31 @@ async def _sipp(target: str, scenario: Path, calls: int, seconds: float) -> int:
     return proc.returncode or 0
 
 
-async def _measure(calls: int, seconds: float, work: Path) -> dict[str, Any]:
+def _scenario(work: Path, talk_ms: int) -> Path:
+    text = SCENARIO.read_text() % {
+        "did": "bench",
+        "audio": "caller.ulaw",
+        "talk_ms": talk_ms,
+        "after_ms": 0,
+        "digit": "1",
+    }
+    scenario = work / f"uac_bench_{talk_ms}.xml"
+    scenario.write_text(text.replace('rtp_stream="caller.ulaw,1,0"', 'rtp_stream="caller.ulaw,-1,0"'))
+    return scenario
+
+
+async def _jitter(control_urls: list[str]) -> list[dict[str, float]]:
+    jitter: list[dict[str, float]] = []
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        for url in control_urls:
+            with contextlib.suppress(httpx.HTTPError):
+                stats = (await client.get(f"{url}/health")).json()
+                if stats.get("tick_jitter_ms"):
+                    jitter.append(stats["tick_jitter_ms"])
+    return jitter
+
+
+async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dict[str, Any]:
     processes = math.ceil(calls / PER_PROCESS)
     rtp_base = 30000
     specs = [
@@ -89,56 +138,77 @@ async def _measure(calls: int, seconds: float, work: Path) -> dict[str, Any]:
     ]
     env = dict(os.environ, VOICEAGENT_DATABASE_URL=f"sqlite+aiosqlite:///{work / f'calls-{calls}.db'}")
     supervisor = SipMediaSupervisor(specs, engine="tone", env=env, call_log=False)
+    ramp_s = calls / RATE_PER_S if edge else 1.0
+    edge_pid: int | None = None
+    result: dict[str, Any] = {"calls": calls, "processes": processes, "seconds": seconds, "edge": edge}
     await supervisor.start()
     try:
         await _healthy(supervisor.control_urls)
         pids = [int(s["pid"]) for s in supervisor.status() if isinstance(s["pid"], int)]
-        talk_ms = int(seconds * 1000)
-        text = SCENARIO.read_text() % {
-            "did": "bench",
-            "audio": "caller.ulaw",
-            "talk_ms": talk_ms,
-            "after_ms": 0,
-            "digit": "1",
-        }
-        scenario = work / "uac_bench.xml"
-        scenario.write_text(text.replace('rtp_stream="caller.ulaw,1,0"', 'rtp_stream="caller.ulaw,-1,0"'))
-        shares = [min(PER_PROCESS, calls - i * PER_PROCESS) for i in range(processes)]
-        cpu_before = sum(_cpu_s(pid) for pid in pids)
-        runs = [
-            asyncio.create_task(_sipp(target, scenario, share, seconds))
-            for target, share in zip(supervisor.sip_targets, shares, strict=True)
-        ]
-        await asyncio.sleep(seconds * 0.9)
-        jitter: list[dict[str, float]] = []
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for url in supervisor.control_urls:
-                stats = (await client.get(f"{url}/health")).json()
-                if stats.get("tick_jitter_ms"):
-                    jitter.append(stats["tick_jitter_ms"])
-        codes = await asyncio.gather(*runs)
-        cpu_s = sum(_cpu_s(pid) for pid in pids) - cpu_before
+        # Every call talks for the ramp, the measured window and a margin: all N are up meanwhile.
+        scenario = _scenario(work, int((ramp_s + seconds + 4.0) * 1000))
+        async with contextlib.AsyncExitStack() as stack:
+            if edge:
+                config = EdgeConfig(
+                    port=_free_port(),
+                    media=tuple(supervisor.sip_targets),
+                    trusted=("127.0.0.1/32",),
+                    max_calls=PER_PROCESS * processes,
+                )
+                front = await stack.enter_async_context(SipEdge(config, health_interval_s=5.0))
+                await asyncio.sleep(2.0)  # the dispatcher's first OPTIONS round
+                edge_pid = front.pid
+                run = asyncio.create_task(
+                    asyncio.to_thread(
+                        run_uac, work, scenario, config.port, calls=calls, rate_per_s=RATE_PER_S,
+                        limit=calls, timeout_s=2 * ramp_s + seconds + 60,
+                    )
+                )  # fmt: skip
+            else:
+                shares = [min(PER_PROCESS, calls - i * PER_PROCESS) for i in range(processes)]
+                runs = [
+                    asyncio.create_task(_sipp(target, scenario, share, ramp_s + seconds + 4.0))
+                    for target, share in zip(supervisor.sip_targets, shares, strict=True)
+                ]
+            await asyncio.sleep(ramp_s + 2.0)
+            cpu_before = sum(_cpu_s(pid) for pid in pids)
+            edge_before = _group_cpu_s(edge_pid) if edge_pid is not None else 0.0
+            busy_before, total_before = _machine_busy_s()
+            started = time.monotonic()
+            await asyncio.sleep(seconds)
+            elapsed = time.monotonic() - started
+            cpu_s = sum(_cpu_s(pid) for pid in pids) - cpu_before
+            edge_s = _group_cpu_s(edge_pid) - edge_before if edge_pid is not None else 0.0
+            busy_after, total_after = _machine_busy_s()
+            jitter = await _jitter(supervisor.control_urls)
+            if edge:
+                uac = await run
+                result.update(successful=uac.successful, failed=uac.failed)
+            else:
+                codes = await asyncio.gather(*runs)
+                result.update(sipp_runs_failed=sum(1 for c in codes if c != 0))
     finally:
         await supervisor.aclose()
-    failed_runs = sum(1 for c in codes if c != 0)
     weight = sum(j["n"] for j in jitter) or 1
-    return {
-        "calls": calls,
-        "processes": processes,
-        "seconds": seconds,
-        "sipp_runs_failed": failed_runs,
-        "cpu_per_call_pct": round(100.0 * cpu_s / (calls * seconds), 2),
-        "tick_jitter_p50_ms": round(sum(j["p50"] * j["n"] for j in jitter) / weight, 2),
-        "tick_jitter_p99_ms_worst": max((j["p99"] for j in jitter), default=float("nan")),
-    }
+    cores = os.cpu_count() or 1
+    busy_pct = 100.0 * (busy_after - busy_before) / max(1e-9, total_after - total_before) * cores
+    result.update(
+        cpu_per_call_pct=round(100.0 * cpu_s / (calls * elapsed), 2),
+        edge_cpu_pct=round(100.0 * edge_s / elapsed, 2),
+        machine_busy_pct=round(busy_pct, 1),
+        machine_cores=cores,
+        tick_jitter_p50_ms=round(sum(j["p50"] * j["n"] for j in jitter) / weight, 2),
+        tick_jitter_p99_ms_worst=max((j["p99"] for j in jitter), default=float("nan")),
+    )
+    return result
 
 
-async def main_async(counts: list[int], seconds: float) -> list[dict[str, Any]]:
+async def main_async(counts: list[int], seconds: float, *, edge: bool = True) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         clip = read_audio(ROOT / "examples" / "audio" / "opening-hours-8k.wav")
         (work / "caller.ulaw").write_bytes(ulaw_encode(float_to_pcm16(clip.samples)).tobytes())
-        return [await _measure(n, seconds, work) for n in counts]
+        return [await _measure(n, seconds, work, edge=edge) for n in counts]
 
 
 def main() -> None:
@@ -147,19 +217,30 @@ def main() -> None:
     )
     parser.add_argument("--calls", default="10,50,100", help="Comma-separated concurrent call counts.")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--direct", action="store_true", help="SIPp straight to the media processes.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if shutil.which("sipp") is None:
-        sys.exit("sipp is not installed")
-    results = asyncio.run(main_async([int(n) for n in args.calls.split(",")], args.seconds))
+    for tool in ("sipp",) if args.direct else ("sipp", "kamailio"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (scripts/system-deps.sh --test installs it)")
+    counts = [int(n) for n in args.calls.split(",")]
+    results = asyncio.run(main_async(counts, args.seconds, edge=not args.direct))
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'calls':>6} {'procs':>6} {'failed runs':>12} {'CPU/call %':>11} {'tick jitter p50/p99 ms':>24}")
+    front = "SIPp -> media processes" if args.direct else "SIPp -> Kamailio edge -> media processes"
+    print(f"{front}, {args.seconds:.0f} s with all calls up, {results[0]['machine_cores']} cores")
+    print(
+        f"{'calls':>6} {'procs':>6} {'failed':>7} {'media CPU/call %':>17} {'edge CPU %':>11}"
+        f" {'machine busy %':>15} {'tick jitter p50/p99 ms':>23}"
+    )
     for r in results:
+        failed = r["failed"] if "failed" in r else f"{r['sipp_runs_failed']} runs"
         jitter = f"{r['tick_jitter_p50_ms']}/{r['tick_jitter_p99_ms_worst']}"
-        head = f"{r['calls']:>6} {r['processes']:>6} {r['sipp_runs_failed']:>12}"
-        print(f"{head} {r['cpu_per_call_pct']:>11} {jitter:>24}")
+        print(
+            f"{r['calls']:>6} {r['processes']:>6} {failed!s:>7} {r['cpu_per_call_pct']:>17}"
+            f" {r['edge_cpu_pct']:>11} {r['machine_busy_pct']:>15} {jitter:>23}"
+        )
 
 
 if __name__ == "__main__":

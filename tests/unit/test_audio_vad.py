@@ -109,7 +109,8 @@ def test_matches_the_reference_protocol(
     sample_rate: int, speech_16k: np.ndarray, speech_8k: np.ndarray
 ) -> None:
     speech = speech_16k if sample_rate == 16000 else speech_8k
-    got = _in_frames(SileroVad.packaged(sample_rate), speech, frame_samples=sample_rate // 50)
+    vad = SileroVad.packaged(sample_rate, silence_dbfs=None)  # the model alone, every window
+    got = _in_frames(vad, speech, frame_samples=sample_rate // 50)
     np.testing.assert_allclose(got, _reference(speech, sample_rate), rtol=0, atol=1e-5)
 
 
@@ -161,6 +162,52 @@ def test_instances_keep_separate_state(speech_16k: np.ndarray) -> None:
         mixed_noise.extend(b.process(noise[start : start + FRAME_SAMPLES]))
     np.testing.assert_allclose(mixed_speech, alone_speech, rtol=0, atol=1e-6)
     np.testing.assert_allclose(mixed_noise, alone_noise, rtol=0, atol=1e-6)
+
+
+def _with_pauses(speech: np.ndarray) -> np.ndarray:
+    """Speech, a second of digital silence, the speech again, then line-level hiss and silence."""
+    pause = np.zeros(16000, dtype=np.int16)
+    hiss = float_to_pcm16(np.random.default_rng(7).standard_normal(8000) * 0.003)  # about -50 dBFS
+    return np.concatenate([speech, pause, speech, hiss, pause])
+
+
+def test_silence_gate_keeps_the_models_decisions(speech_16k: np.ndarray) -> None:
+    signal = _with_pauses(speech_16k)
+    model = np.array(_in_frames(SileroVad.packaged(silence_dbfs=None), signal))
+    vad = SileroVad.packaged()
+    gated = np.array(_in_frames(vad, signal))
+    assert len(gated) == len(model)
+    assert vad.skipped_windows >= 40  # most of two seconds of digital silence
+    # The speech decisions are the model's (at most one window in a hundred differs).
+    assert np.mean((gated > 0.5) != (model > 0.5)) <= 0.01
+
+
+def test_silence_gate_skips_only_quiet_windows_after_the_model_settled(speech_16k: np.ndarray) -> None:
+    signal = _with_pauses(speech_16k)
+    vad = SileroVad.packaged()
+    previous = 1.0
+    skipped = 0
+    for i in range(len(signal) // 512):
+        window = signal[i * 512 : (i + 1) * 512]
+        before = vad.skipped_windows
+        (probability,) = vad.process(window)
+        if vad.skipped_windows > before:
+            skipped += 1
+            rms_dbfs = 10 * np.log10(np.mean((window / 32768.0) ** 2) + 1e-12)
+            assert rms_dbfs < -60.0, f"window {i} at {rms_dbfs:.1f} dBFS was skipped"
+            assert previous < 0.05, f"window {i} was skipped during the model's hangover ({previous:.2f})"
+            assert probability == previous
+        previous = probability
+    assert skipped == vad.skipped_windows > 0
+
+
+def test_silence_gate_off_runs_every_window() -> None:
+    vad = SileroVad.packaged(silence_dbfs=None)
+    vad.process(np.zeros(16000, dtype=np.int16))
+    assert vad.skipped_windows == 0
+    gated = SileroVad.packaged()
+    gated.process(np.zeros(16000, dtype=np.int16))
+    assert gated.skipped_windows == 16000 // 512 - 1  # the first window runs: a new stream has no history
 
 
 def test_8k_mode_on_8k_speech(speech_8k: np.ndarray) -> None:

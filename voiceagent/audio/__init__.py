@@ -18,10 +18,11 @@ from voiceagent.audio.frames import (
 )
 from voiceagent.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voiceagent.audio.resample import StreamResampler, resample
-from voiceagent.audio.vad import SileroVad
+from voiceagent.audio.vad import DEFAULT_SILENCE_DBFS, SileroVad
 from voiceagent.audio.wav import AudioClip, read_audio, to_pipeline, write_wav
 
 __all__ = [
+    "DEFAULT_SILENCE_DBFS",
     "FRAME_MS",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",

@@ -104,12 +104,15 @@ class EchoGuard:
             self._active_frames = 0
             return frame
         self._active_frames += 1
-        # Adapt often until the filter is trusted, then only to follow a drifting line.
-        every = self.update_every * (5 if self.converged else 1)
+        learning = self._active_frames < self._trust_after_frames
+        # Adapt often until the filter is trusted, then only to follow a drifting line. A line
+        # with no echo path at all (most digital trunks, browsers) never gives a filter: after a
+        # full learning window the search slows down too, so that its FFTs do not cost every call
+        # CPU for nothing; an echo that appears later is still found within half a second.
+        every = self.update_every * (5 if self.converged or (self._filter is None and not learning) else 1)
         if self._frames % every == 0:
             self._update()
         inbound_rms = float(np.sqrt(np.dot(x, x) / x.size))
-        learning = self._active_frames < self._trust_after_frames
         if learning:
             # Until a full window of the agent's voice has been heard, be careful: inbound no
             # louder than the loudest recent reference (less a margin) may be echo.

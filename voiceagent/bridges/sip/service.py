@@ -31,6 +31,7 @@ from voiceagent.bridges.sip.pjcall import (
 )
 from voiceagent.bridges.sip.port import CallAudioPort
 from voiceagent.bridges.sip.trunks import SipTrunk, agent_for_number
+from voiceagent.bridges.sip.waker import LoopWaker
 from voiceagent.calllog import CallLogSink
 from voiceagent.config import Settings
 from voiceagent.engines.base import SpeechEngine, SpeechSession
@@ -84,6 +85,7 @@ class SipMediaService:
         self._closers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waker: LoopWaker | None = None
         self._thread: PjsipThread | None = None
         self._closing = False
         self.refused: dict[int, int] = {}
@@ -103,6 +105,7 @@ class SipMediaService:
     async def start(self) -> None:
         """Start pjsua2 and listen; raises SipError (port taken, bad address...)."""
         self._loop = asyncio.get_running_loop()
+        self._waker = LoopWaker(self._loop)
         self._thread = PjsipThread(
             self.options, setup=self._pj_setup, teardown=self._pj_teardown, housekeeping=self._pj_housekeeping
         )
@@ -278,7 +281,8 @@ class SipMediaService:
             agent_header=_header(message, "X-VoiceAgent-Agent"),
             trunk_header=_header(message, "X-VoiceAgent-Trunk"),
         )
-        port = CallAudioPort(self._loop)
+        assert self._waker is not None
+        port = CallAudioPort(self._waker)
         self._every_object.add(port)
         port.create(f"call{prm.callId}")
         call.port = port
@@ -461,7 +465,8 @@ class SipMediaService:
         self._every_object.add(call)
         port = None
         if with_port:
-            port = CallAudioPort(self._loop)
+            assert self._waker is not None
+            port = CallAudioPort(self._waker)
             self._every_object.add(port)
             port.create(f"out{id(call) & 0xFFFF}")
             call.port = port
