@@ -5,9 +5,9 @@
 For each N it starts ceil(N/3) ``voiceagent sip-media --engine tone`` processes (the pjsua2 wheel
 holds at most 3 calls per process, docs/sip.md) behind the SIP edge (Kamailio, as a deployment
 runs it: the caller is a trusted trunk), and one SIPp places the N calls through the edge at
-10 calls/s; each caller streams the shipped 8 kHz question in a loop for ``--seconds``, and the
-edge's dispatcher spreads the calls over the processes. ``--direct`` skips the edge (one SIPp per
-process). It prints: failed calls, CPU per call (all media processes' CPU time / calls / seconds,
+10 calls/s; each caller plays Debian's G.711 pcap (SIPp's uac_pcap audio) back to back for the
+whole call, and the edge's dispatcher spreads the calls over the processes. ``--direct`` skips the
+edge: one SIPp per process, each caller streaming the shipped 8 kHz question in a loop. It prints: failed calls, CPU per call (all media processes' CPU time / calls / seconds,
 in % of one core), the edge's CPU (all Kamailio processes), the whole machine's CPU use, and the
 jitter of the 20 ms clock ticks the media layer saw (p50/p99 of |gap - 20 ms|). The engine answers
 with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from tests.integration.sip_edge_support import run_uac
+from tests.integration.sip_edge_support import run_uac, write_scenarios
 from voiceagent.audio import float_to_pcm16, read_audio
 from voiceagent.audio.g711 import ulaw_encode
 from voiceagent.bridges.sip.edge import EdgeConfig, SipEdge
@@ -146,7 +146,13 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dic
         await _healthy(supervisor.control_urls)
         pids = [int(s["pid"]) for s in supervisor.status() if isinstance(s["pid"], int)]
         # Every call talks for the ramp, the measured window and a margin: all N are up meanwhile.
-        scenario = _scenario(work, int((ramp_s + seconds + 4.0) * 1000))
+        talk_ms = int((ramp_s + seconds + 4.0) * 1000)
+        if edge:
+            # Debian's G.711 pcap back to back (SIPp's uac_pcap audio), in-dialog requests routed
+            # as through a proxy.
+            _, scenario = write_scenarios(work, pause_ms=talk_ms, audio=True)
+        else:
+            scenario = _scenario(work, talk_ms)
         async with contextlib.AsyncExitStack() as stack:
             if edge:
                 config = EdgeConfig(
@@ -184,6 +190,8 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dic
             if edge:
                 uac = await run
                 result.update(successful=uac.successful, failed=uac.failed)
+                if uac.failed or uac.successful != calls:
+                    print(f"SIPp ({calls} calls): {uac.stats}\n{uac.output}", file=sys.stderr)
             else:
                 codes = await asyncio.gather(*runs)
                 result.update(sipp_runs_failed=sum(1 for c in codes if c != 0))
