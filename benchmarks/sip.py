@@ -7,8 +7,9 @@ holds at most 3 calls per process, docs/sip.md) behind the SIP edge (Kamailio, a
 runs it: the caller is a trusted trunk), and one SIPp places the N calls through the edge at
 10 calls/s; each caller plays Debian's G.711 pcap (SIPp's uac_pcap audio) back to back for the
 whole call, and the edge's dispatcher spreads the calls over the processes. ``--direct`` skips the
-edge: one SIPp per process, each caller streaming the shipped 8 kHz question in a loop. It prints: failed calls, CPU per call (all media processes' CPU time / calls / seconds,
-in % of one core), the edge's CPU (all Kamailio processes), the whole machine's CPU use, and the
+edge: one SIPp per process, each caller streaming the shipped 8 kHz question in a loop. It
+prints: failed calls, CPU per call (all media processes' CPU time / calls / seconds, in % of one
+core), the edge's CPU (all Kamailio processes), the whole machine's CPU use, and the
 jitter of the 20 ms clock ticks the media layer saw (p50/p99 of |gap - 20 ms|). The engine answers
 with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
 turn-taking), not a speech model's. Needs sipp and kamailio; runs on Linux (reads /proc).
