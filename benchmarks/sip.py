@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from benchmarks.sip_edge import group_cpu_s
 from tests.integration.sip_edge_support import run_uac, write_scenarios
 from voiceagent.audio import float_to_pcm16, read_audio
 from voiceagent.audio.g711 import ulaw_encode
@@ -58,17 +59,6 @@ def _free_port() -> int:
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
-
-
-def _group_cpu_s(pgid: int) -> float:
-    """CPU time of every live process in a process group (Kamailio's children share the main pid's)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
-    return total
 
 
 def _machine_busy_s() -> tuple[float, float]:
@@ -179,13 +169,13 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dic
                 ]
             await asyncio.sleep(ramp_s + 2.0)
             cpu_before = sum(_cpu_s(pid) for pid in pids)
-            edge_before = _group_cpu_s(edge_pid) if edge_pid is not None else 0.0
+            edge_before = group_cpu_s(edge_pid) if edge_pid is not None else 0.0
             busy_before, total_before = _machine_busy_s()
             started = time.monotonic()
             await asyncio.sleep(seconds)
             elapsed = time.monotonic() - started
             cpu_s = sum(_cpu_s(pid) for pid in pids) - cpu_before
-            edge_s = _group_cpu_s(edge_pid) - edge_before if edge_pid is not None else 0.0
+            edge_s = group_cpu_s(edge_pid) - edge_before if edge_pid is not None else 0.0
             busy_after, total_after = _machine_busy_s()
             jitter = await _jitter(supervisor.control_urls)
             if edge:

@@ -46,7 +46,7 @@ from voiceagent.bridges.sip.edge import EdgeConfig, SipEdge
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _group_cpu_s(pgid: int) -> float:
+def group_cpu_s(pgid: int) -> float:
     """User + system CPU seconds of every live process in the process group ``pgid``."""
     total = 0
     for entry in Path("/proc").iterdir():
@@ -93,14 +93,14 @@ async def measure(concurrency: int, window_s: float, hold_s: float, directory: P
             pid = edge.pid
             assert pid is not None
             calls = max(concurrency, round(window_s * concurrency / hold_s))
-            cpu_before, started = _group_cpu_s(pid), time.monotonic()
+            cpu_before, started = group_cpu_s(pid), time.monotonic()
             result = await asyncio.to_thread(
                 run_uac, directory, uac_scenario, config.port, calls=calls,
                 rate_per_s=concurrency / hold_s, limit=concurrency, timeout_s=window_s + hold_s + 30,
                 extra=("-trace_rtt", "-rtt_freq", "1"),
             )  # fmt: skip
             elapsed_s = time.monotonic() - started
-            cpu_s = _group_cpu_s(pid) - cpu_before
+            cpu_s = group_cpu_s(pid) - cpu_before
             restarts = edge.restarts
     finally:
         for backend in backends:
