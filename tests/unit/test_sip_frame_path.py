@@ -24,8 +24,9 @@ def test_frame_bytes_is_the_frames_payload() -> None:
 
     payload = bytes((i * 7 + 3) % 256 for i in range(port.FRAME_BYTES))
     assert port._FAST_COPY, "the std::vector layout check failed: every frame takes the slow copy"
-    assert port.frame_bytes(_frame(payload)) == payload
-    assert port._vector_bytes_slow(_frame(payload).buf, len(payload)) == payload  # type: ignore[attr-defined]
+    frame = _frame(payload)  # held: .buf is a view into it
+    assert port.frame_bytes(frame) == payload
+    assert port._vector_bytes_slow(frame.buf, len(payload)) == payload
 
 
 def test_frame_bytes_never_reads_past_the_vector() -> None:
@@ -33,8 +34,10 @@ def test_frame_bytes_never_reads_past_the_vector() -> None:
 
     short = bytes(range(100))
     # A frame claiming more bytes than its vector holds: the fast path refuses, SWIG's copy decides.
-    assert port._vector_bytes_fast(_frame(short).buf, 200) is None  # type: ignore[attr-defined]
-    assert port.frame_bytes(_frame(short, size=50)) == short[:50]
+    frame = _frame(short)
+    assert port._vector_bytes_fast(frame.buf, 200) is None
+    partial = _frame(short, size=50)
+    assert port.frame_bytes(partial) == short[:50]
 
 
 async def test_waker_runs_every_callback_once_per_wake_from_another_thread() -> None:
