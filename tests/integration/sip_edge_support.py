@@ -19,6 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ports import free_port_block
+
 PCAP_DIR = Path("/usr/share/sip-tester")
 
 UAS_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -151,18 +153,7 @@ Content-Length: 0
 
 def free_port() -> int:
     """A port free for both UDP and TCP (Kamailio and SIPp bind both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        # RTP media port + 2 (RTCP echo) must be free too for -rtp_echo back-ends.
-        return port
-    raise RuntimeError("no free port")
+    return free_port_block(tcp=True)
 
 
 _PCAP_MS = 4720  # g711a.pcap: 236 packets of 20 ms
@@ -283,7 +274,8 @@ def run_uac(
         "sipp", f"127.0.0.1:{edge_port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p", "0",
         "-m", str(calls), "-r", str(rate_per_s), "-l", str(limit or calls), "-s", "agent",
         "-trace_stat", "-stf", str(stat_file), "-fd", "1", "-nostdin",
-        "-timeout", f"{int(timeout_s)}s", "-max_socket", "2048", "-mp", str(free_port()), *extra,
+        "-timeout", f"{int(timeout_s)}s", "-max_socket", "2048",
+        "-mp", str(free_port_block(4, even=True)), *extra,
     ]  # fmt: skip
     done = subprocess.run(command, cwd=directory, capture_output=True, timeout=timeout_s + 15, check=False)
     stats: dict[str, str] = {}

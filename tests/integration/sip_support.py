@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from voiceagent.bridges.sip.trunks import SipTrunk
 from voiceagent.config import Settings
 from voiceagent.testing import ScriptedEngine, ScriptedReply
 
+from .ports import free_port_block
+
 SCENARIOS = Path(__file__).parent / "sip_scenarios"
 AUDIO = Path(__file__).resolve().parents[2] / "examples" / "audio"
 SIPP = shutil.which("sipp")
@@ -28,36 +29,13 @@ SIPP = shutil.which("sipp")
 
 def free_udp_port() -> int:
     """A port free for UDP and TCP on 127.0.0.1 (SIP listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
+    return free_port_block(tcp=True)
 
 
 def free_rtp_range(span: int = 40) -> tuple[int, int]:
     """An even-aligned range of ``span`` UDP ports that are free now."""
-    for _ in range(50):
-        base = free_udp_port() & ~1
-        if base + span > 65000:
-            continue
-        taken = False
-        for port in range(base, base + span):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    taken = True
-                    break
-        if not taken:
-            return base, base + span - 1
-    raise RuntimeError("no free RTP range")
+    base = free_port_block(span, even=True)
+    return base, base + span - 1
 
 
 def ulaw_file(tmp: Path, name: str = "opening-hours-8k.wav") -> Path:
@@ -94,7 +72,7 @@ async def run_sipp(
 ) -> SippResult:
     """Run SIPp to completion (``-m calls``); returncode 0 means every call passed."""
     assert SIPP is not None
-    media_port = free_udp_port()
+    media_port = free_port_block(4, even=True)  # SIPp binds RTP and video, each with RTCP
     args = [
         SIPP, "-sf", str(scenario_path), "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
         "-mp", str(media_port), "-m", str(calls), "-l", str(calls), "-timeout", f"{int(timeout_s)}s",

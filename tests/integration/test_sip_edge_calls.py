@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from voiceagent.bridges.sip.edge import EdgeConfig, SipEdge
 
+from .ports import free_port_block
 from .sip_edge_support import (
     SippUas,
     UdpBackend,
@@ -35,7 +36,9 @@ def scenarios(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def backends(tmp_path: Path, scenarios: tuple[Path, Path]) -> Iterator[list[SippUas]]:
-    started = [SippUas(tmp_path, free_port(), free_port()).start(scenarios[0]) for _ in range(2)]
+    started = [
+        SippUas(tmp_path, free_port(), free_port_block(4, even=True)).start(scenarios[0]) for _ in range(2)
+    ]
     yield started
     for uas in started:
         uas.stop()

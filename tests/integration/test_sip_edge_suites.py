@@ -16,6 +16,7 @@ import pytest
 
 from voiceagent.bridges.sip.edge import EdgeConfig, SipEdge
 
+from .ports import free_port_block
 from .sip_edge_support import (
     SUITES,
     SippUas,
@@ -84,7 +85,7 @@ async def test_torture_and_protos_suites_leave_edge_and_backend_answering(tmp_pa
             # dropped silently (unparsable, or no usable Via to answer to).
             assert counts["protos"]["replies_to_sender"] > 3000
             # A valid call afterwards: SIPp caller -> edge -> a SIPp back-end swapped in.
-            uas = SippUas(tmp_path, free_port(), free_port()).start(uas_scenario)
+            uas = SippUas(tmp_path, free_port(), free_port_block(4, even=True)).start(uas_scenario)
             try:
                 await edge.set_media((uas.address,))
                 await asyncio.sleep(0.3)
