@@ -124,3 +124,25 @@ def test_no_echo_path_never_puts_the_agent_on_the_callers_leg(agent: str, caller
     # the caller must be heard through nearly all of them (barge-in counts voiced time).
     taken_for_echo = sum(suspects[i] for i in talking) / len(talking)
     assert taken_for_echo <= 0.1, f"{taken_for_echo:.0%} of the caller's frames taken for echo"
+
+
+def test_a_line_without_echo_stays_cheap_on_later_answers_and_a_late_echo_is_still_found() -> None:
+    rng = np.random.default_rng(7)
+    silence = np.zeros(16000)  # the agent quiet for a second: its next answer starts afresh
+    guard = EchoGuard()
+    _run(guard, _speechlike(rng, 2.0), np.zeros(32000))  # no echo path at all
+    first = guard.searches
+    _run(guard, silence, silence)
+    _run(guard, _speechlike(rng, 2.0), np.zeros(32000))
+    second = guard.searches - first
+    # The first answer's learning window searched every 5 frames; it found no echo path, so the
+    # second answer (100 frames) is searched every 25 only.
+    assert first >= 8
+    assert second <= 100 // 25 + 1
+    # The line starts echoing (100 ms, -6 dB): still found, within the answer.
+    _run(guard, silence, silence)
+    ref = _speechlike(rng, 2.0)
+    echo = np.concatenate([np.zeros(1600), ref[:-1600]]) * 0.5
+    _run(guard, ref, echo)
+    assert guard.delay_samples is not None
+    assert abs(guard.delay_samples - 1600) <= 4

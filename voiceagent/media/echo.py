@@ -72,6 +72,11 @@ class EchoGuard:
         # Frames since the agent became audible: a filter fitted on less than a full window of
         # its voice (the rest silence) can correlate well and still be wrong.
         self._active_frames = 0
+        # The agent's frames heard so far in this call while no echo path was known: once a full
+        # learning window of them found none, the line has none (most digital trunks), and the
+        # search stays slow on every later answer too.
+        self._unmatched_frames = 0
+        self.searches = 0  # delay searches run (each three FFTs over the search window)
         self._misfits = 0
         self._trust_after_frames = -(-(self.window + self.max_delay // 2) // frame_samples)
 
@@ -105,11 +110,15 @@ class EchoGuard:
             return frame
         self._active_frames += 1
         learning = self._active_frames < self._trust_after_frames
+        if self._filter is None:
+            self._unmatched_frames += 1
         # Adapt often until the filter is trusted, then only to follow a drifting line. A line
         # with no echo path at all (most digital trunks, browsers) never gives a filter: after a
-        # full learning window the search slows down too, so that its FFTs do not cost every call
-        # CPU for nothing; an echo that appears later is still found within half a second.
-        every = self.update_every * (5 if self.converged or (self._filter is None and not learning) else 1)
+        # full learning window of the agent's voice the search slows down too, for the rest of
+        # the call, so that its FFTs do not cost every call CPU for nothing; an echo that appears
+        # later is still found within half a second.
+        no_echo_path = self._filter is None and self._unmatched_frames >= self._trust_after_frames
+        every = self.update_every * (5 if self.converged or no_echo_path else 1)
         if self._frames % every == 0:
             self._update()
         inbound_rms = float(np.sqrt(np.dot(x, x) / x.size))
@@ -150,6 +159,7 @@ class EchoGuard:
         return np.concatenate(self._ref) if self._ref else np.zeros(0, np.float32)
 
     def _update(self) -> None:
+        self.searches += 1
         ref = self._ref_signal()
         inb = np.concatenate(self._inb)
         n = inb.size
@@ -193,6 +203,7 @@ class EchoGuard:
         gram = a64.T @ a64 + np.eye(self.taps) * 1e-3 * n
         coef = np.linalg.solve(gram, a64.T @ inb.astype(np.float64))
         self._filter = coef.astype(np.float32)
+        self._unmatched_frames = 0  # the line has an echo path: if it is dropped, search fast again
 
     def _predict(self, delay: int, count: int) -> npt.NDArray[np.float32]:
         assert self._filter is not None
