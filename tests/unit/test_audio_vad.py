@@ -253,3 +253,48 @@ def test_another_onnx_model_is_refused() -> None:
     tts_model = resolve("hibari-heart", "tts").path
     with pytest.raises(ModelError, match="not a Silero VAD v5 model"):
         SileroVad(tts_model)
+
+
+def test_feed_and_collect_give_what_process_gives(speech_16k: np.ndarray) -> None:
+    whole = SileroVad.packaged().process(speech_16k)
+    vad = SileroVad.packaged()
+    split: list[float] = []
+    for start in range(0, len(speech_16k), FRAME_SAMPLES):
+        vad.feed(speech_16k[start : start + FRAME_SAMPLES])
+        split.extend(vad.collect())
+    # 20 ms frames end mid-window: the samples past a window's end wait for it to be scored.
+    assert split == pytest.approx(whole, abs=1e-6)
+    assert vad.collect() == []  # nothing completed since
+
+
+def test_feeding_twice_without_collect_scores_the_first_window(speech_16k: np.ndarray) -> None:
+    reference = SileroVad.packaged().process(speech_16k[:1024])
+    vad = SileroVad.packaged()
+    vad.feed(speech_16k[:512])
+    assert vad.needs_model
+    vad.feed(speech_16k[512:1024])  # the first window's probability is dropped, its state kept
+    assert vad.collect() == pytest.approx(reference[1:], abs=1e-6)
+    with pytest.raises(ValueError, match="at most 512"):
+        vad.feed(speech_16k[:513])
+
+
+def test_batched_scoring_matches_one_stream_at_a_time(speech_16k: np.ndarray) -> None:
+    from voiceagent.audio import score_windows
+
+    # Three calls at different points of the sentence, one of them silent for a while.
+    streams = [speech_16k, np.roll(speech_16k, 7000), np.concatenate([np.zeros(8000, np.int16), speech_16k])]
+    n = min(len(s) for s in streams)
+    alone = [SileroVad.packaged().process(s[:n]) for s in streams]
+    vads = [SileroVad.packaged() for _ in streams]
+    batched: list[list[float]] = [[] for _ in streams]
+    in_batches = 0
+    for start in range(0, n, FRAME_SAMPLES):
+        for vad, s in zip(vads, streams, strict=True):
+            vad.feed(s[start : start + FRAME_SAMPLES])
+        in_batches += score_windows(vads)
+        for out, vad in zip(batched, vads, strict=True):
+            out.extend(vad.collect())
+    for got, want in zip(batched, alone, strict=True):
+        assert got == pytest.approx(want, abs=1e-4)
+    assert in_batches > len(alone[0])  # most windows went through the batch
+    assert vads[2].skipped_windows > 0  # the gated silence never entered one

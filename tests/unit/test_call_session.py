@@ -37,11 +37,21 @@ class LoudnessVad:
 
     window_samples = FRAME
 
+    def __init__(self) -> None:
+        self._pending: list[float] = []
+
     def process(self, frame: np.ndarray) -> list[float]:
         return [0.9 if np.abs(frame).max() > 1000 else 0.0]
 
+    def feed(self, frame: np.ndarray) -> None:  # the session's two-step path (SileroVad.feed)
+        self._pending = self.process(frame)
+
+    def collect(self) -> list[float]:
+        pending, self._pending = self._pending, []
+        return pending
+
     def reset(self) -> None:
-        pass
+        self._pending = []
 
 
 class FakeEngine:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import numpy as np
 import pytest
 
 from voiceagent.bridges.sip.waker import LoopWaker
@@ -40,41 +41,114 @@ def test_frame_bytes_never_reads_past_the_vector() -> None:
     assert port.frame_bytes(partial) == short[:50]
 
 
-async def test_waker_runs_every_callback_once_per_wake_from_another_thread() -> None:
+class _Leg:
+    """A call's loop side as the waker sees it: a backlog of caller frames, optionally a VAD."""
+
+    def __init__(self, name: str, log: list[str], backlog: int = 1, vad: object = None, broken: bool = False):
+        self.name, self.log, self.backlog, self.vad, self.broken = name, log, backlog, vad, broken
+        self.probabilities: list[float] = []
+        self.audio: np.ndarray | None = None
+
+    def tick_start(self) -> bool:
+        self.log.append(f"start {self.name}")
+        if self.broken:
+            raise RuntimeError("one call's fault")
+        self._stage()
+        return self.backlog > 0
+
+    def tick_next(self) -> bool:
+        self.log.append(f"next {self.name}")
+        if self.vad is not None:
+            self.probabilities.extend(self.vad.collect())  # type: ignore[attr-defined]
+        self.backlog -= 1
+        self._stage()
+        return self.backlog > 0
+
+    def _stage(self) -> None:
+        if self.vad is not None and self.audio is not None and self.backlog > 0:
+            self.vad.feed(self.audio[:512])  # type: ignore[attr-defined]
+            self.audio = self.audio[512:]
+
+
+async def test_waker_ticks_every_call_once_per_wake_from_another_thread() -> None:
     waker = LoopWaker(asyncio.get_running_loop())
-    ran: list[int] = []
+    log: list[str] = []
+    legs = [_Leg(str(n), log) for n in range(3)]
 
-    def tick() -> None:  # the media clock thread: three ports ask in the same tick
-        for n in range(3):
-            waker.wake(lambda n=n: ran.append(n))
+    def clock_tick() -> None:  # the media clock thread: three ports ask in the same tick
+        for leg in legs:
+            waker.wake(leg)
 
-    thread = threading.Thread(target=tick)
+    thread = threading.Thread(target=clock_tick)
     thread.start()
     thread.join()
     for _ in range(5):
         await asyncio.sleep(0)
-    assert ran == [0, 1, 2]
+    # Every call stages its frame before any finishes it: the VAD windows are scored in between.
+    assert log == ["start 0", "start 1", "start 2", "next 0", "next 1", "next 2"]
     assert waker.wakeups == 1  # one loop wake-up for the tick, not one per port
 
 
-async def test_waker_keeps_going_past_a_failing_callback(caplog: pytest.LogCaptureFixture) -> None:
+async def test_waker_drains_each_calls_backlog() -> None:
     waker = LoopWaker(asyncio.get_running_loop())
-    ran: list[str] = []
-
-    def broken() -> None:
-        raise RuntimeError("one call's fault")
-
-    waker.wake(broken)
-    waker.wake(lambda: ran.append("next call"))
+    log: list[str] = []
+    for leg in (_Leg("a", log, backlog=2), _Leg("b", log, backlog=0), _Leg("c", log, backlog=1)):
+        waker.wake(leg)
     await asyncio.sleep(0)
-    assert ran == ["next call"]
+    assert log == ["start a", "start b", "start c", "next a", "next c", "next a"]
+
+
+async def test_waker_keeps_going_past_a_failing_call(caplog: pytest.LogCaptureFixture) -> None:
+    waker = LoopWaker(asyncio.get_running_loop())
+    log: list[str] = []
+    waker.wake(_Leg("broken", log, broken=True))
+    waker.wake(_Leg("next call", log))
+    await asyncio.sleep(0)
+    assert log == ["start broken", "start next call", "next next call"]
     assert "media tick failed" in caplog.text
+
+
+async def test_waker_scores_the_calls_vad_windows_in_one_batch() -> None:
+    from voiceagent.audio import SileroVad
+
+    rng = np.random.default_rng(3)
+    audio = [(rng.standard_normal(512 * 4) * 3000).astype(np.int16) for _ in range(3)]
+    alone = [SileroVad.packaged().process(a) for a in audio]
+    waker = LoopWaker(asyncio.get_running_loop())
+    legs = [_Leg(str(n), [], backlog=4, vad=SileroVad.packaged()) for n in range(3)]
+    for leg, a in zip(legs, audio, strict=True):
+        leg.audio = a
+        waker.wake(leg)
+    await asyncio.sleep(0)
+    assert waker.batched_windows == 12  # three calls, four windows each
+    for leg, want in zip(legs, alone, strict=True):
+        assert leg.probabilities == pytest.approx(want, abs=1e-4)
 
 
 def test_waker_on_a_closed_loop_stops_quietly() -> None:
     loop = asyncio.new_event_loop()
     loop.close()
     waker = LoopWaker(loop)
-    waker.wake(lambda: None)
+    waker.wake(_Leg("late", []))
     assert waker.closed
-    waker.wake(lambda: None)  # no second attempt, no exception
+    waker.wake(_Leg("later", []))  # no second attempt, no exception
+
+
+def test_agent_frames_are_written_whole_and_each_frame_keeps_its_own_copy() -> None:
+    # Not through a CallAudioPort: making one outside a running Endpoint calls into pjlib.
+    from voiceagent.bridges.sip import port
+
+    writer = port.AgentFrameWriter()
+    assert writer.fast, "the agent's frames take the slow ByteVector path"
+    first = bytes((i * 5 + 1) % 256 for i in range(port.FRAME_BYTES))
+    second = bytes((i * 11 + 2) % 256 for i in range(port.FRAME_BYTES))
+    frames = [pj.MediaFrame() for _ in range(2)]
+    writer.write(frames[0], first)
+    writer.write(frames[1], second)
+    # Refilling the writer's vector for the next frame changes no earlier frame.
+    assert [port.frame_bytes(f) for f in frames] == [first, second]
+    assert all(f.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and f.size == port.FRAME_BYTES for f in frames)
+    odd = bytes(range(10))  # not a frame's size: still handed over whole, by the slow path
+    frame = pj.MediaFrame()
+    writer.write(frame, odd)
+    assert port.frame_bytes(frame) == odd

@@ -18,7 +18,7 @@ from voiceagent.audio.frames import (
 )
 from voiceagent.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voiceagent.audio.resample import StreamResampler, resample
-from voiceagent.audio.vad import DEFAULT_SILENCE_DBFS, SileroVad
+from voiceagent.audio.vad import DEFAULT_SILENCE_DBFS, SileroVad, score_windows
 from voiceagent.audio.wav import AudioClip, read_audio, to_pipeline, write_wav
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "read_audio",
     "resample",
     "rms_dbfs",
+    "score_windows",
     "silence",
     "to_pipeline",
     "ulaw_decode",

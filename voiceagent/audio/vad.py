@@ -14,6 +14,7 @@ most of a media path's CPU per call.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy.typing as npt
 
 from voiceagent.errors import ModelError, ModelNotFoundError
 
-__all__ = ["DEFAULT_SILENCE_DBFS", "SileroVad"]
+__all__ = ["DEFAULT_SILENCE_DBFS", "SileroVad", "score_windows"]
 
 # sample_rate -> (new samples per window, context samples carried over from the previous window)
 _WINDOWS = {16000: (512, 64), 8000: (256, 32)}
@@ -63,6 +64,11 @@ class SileroVad:
         # Mean square (of [-1, 1] samples) below which a window is silence; -1 never gates.
         self._silence_power = -1.0 if silence_dbfs is None else 10.0 ** (silence_dbfs / 10.0)
         self.skipped_windows = 0
+        # A completed window not yet collected, its probability once known (None: run the
+        # model), and samples fed past its end.
+        self._complete = False
+        self._score: float | None = None
+        self._carry: npt.NDArray[np.float32] | None = None
         self._last = 1.0  # the model's latest probability; 1.0 so that a new stream runs it first
         self._feeds: dict[str, npt.NDArray[Any]] = {
             "input": self._input,
@@ -91,24 +97,79 @@ class SileroVad:
 
     def process(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> list[float]:
         """Add int16 (or float32 in [-1, 1]) samples; return one speech probability per completed window."""
-        if samples.dtype != np.int16 and samples.dtype != np.float32:
-            raise TypeError(f"SileroVad takes int16 or float32 samples, got {samples.dtype}")
-        if samples.ndim != 1:
-            raise ValueError(f"SileroVad takes mono 1-D samples, got shape {samples.shape}")
-        scale = samples.dtype == np.int16
+        self._check(samples)
         probabilities: list[float] = []
-        start = 0
-        while start < len(samples):
-            take = min(self.window_samples - self._filled, len(samples) - start)
-            dst = self._new[self._filled : self._filled + take]
-            dst[:] = samples[start : start + take]
-            if scale:
-                dst *= _PCM16_SCALE
-            self._filled += take
-            start += take
-            if self._filled == self.window_samples:
-                probabilities.append(self._run_window())
+        for start in range(0, len(samples), self.window_samples):
+            self.feed(samples[start : start + self.window_samples])
+            probabilities.extend(self.collect())
         return probabilities
+
+    def feed(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> None:
+        """First half of :meth:`process` for at most one window of samples: buffer them and, when
+        a window completes, leave it for :meth:`collect` (or :func:`score_windows`) to score."""
+        self._check(samples)
+        if len(samples) > self.window_samples:
+            raise ValueError(f"feed takes at most {self.window_samples} samples, got {len(samples)}")
+        if self._complete:
+            self.collect()  # an uncollected window is scored (and its result dropped) first
+        scale = samples.dtype == np.int16
+        take = min(self.window_samples - self._filled, len(samples))
+        dst = self._new[self._filled : self._filled + take]
+        dst[:] = samples[:take]
+        if scale:
+            dst *= _PCM16_SCALE
+        self._filled += take
+        if take < len(samples):
+            # Samples past the window's end wait until the window is scored and its tail moved.
+            carry = samples[take:].astype(np.float32)
+            self._carry = carry * _PCM16_SCALE if scale else carry
+        if self._filled == self.window_samples:
+            self._complete = True
+            new = self._new
+            if self._last < _SETTLED and float(np.dot(new, new)) < self._silence_power * new.size:
+                self.skipped_windows += 1
+                self._score = self._last
+            else:
+                self._score = None
+
+    def align(self, phase_samples: int) -> int:
+        """Start a fresh stream ``phase_samples`` (mod one window) into its first window, the
+        samples before it silence; returns that offset. Streams fed in step whose offsets match
+        a common phase complete their windows on the same frames, so they can share one
+        :func:`score_windows` call."""
+        if self._filled or self._complete:
+            raise ValueError("align() is for a stream that has not been fed yet")
+        offset = phase_samples % self.window_samples
+        self._new[:offset] = 0.0
+        self._filled = offset
+        return offset
+
+    @property
+    def needs_model(self) -> bool:
+        """A completed window waits for the model (it was not silence)."""
+        return self._complete and self._score is None
+
+    def collect(self) -> list[float]:
+        """Second half of :meth:`process`: the completed window's probability (scored now unless
+        :func:`score_windows` did it), or nothing if no window completed."""
+        if not self._complete:
+            return []
+        score = self._score
+        if score is None:
+            probability, state = self._session.run(_OUTPUT_NAMES, self._feeds)
+            self._feeds["state"] = state
+            score = self._last = float(probability[0, 0])
+        # The window's tail is the next window's context.
+        self._input[0, : self._context_samples] = self._input[0, -self._context_samples :]
+        self._filled = 0
+        self._complete = False
+        self._score = None
+        carry = self._carry
+        if carry is not None:
+            self._carry = None
+            self._new[: len(carry)] = carry
+            self._filled = len(carry)
+        return [score]
 
     def reset(self) -> None:
         """Forget the stream: recurrent state, context and any partial window."""
@@ -116,20 +177,46 @@ class SileroVad:
         self._feeds["state"] = _ZERO_STATE
         self._last = 1.0
         self._filled = 0
+        self._complete = False
+        self._score = None
+        self._carry = None
 
-    def _run_window(self) -> float:
-        new = self._new
-        if self._last < _SETTLED and float(np.dot(new, new)) < self._silence_power * new.size:
-            self.skipped_windows += 1
-            result = self._last
-        else:
-            probability, state = self._session.run(_OUTPUT_NAMES, self._feeds)
-            self._feeds["state"] = state
-            result = self._last = float(probability[0, 0])
-        # The window's tail is the next window's context.
-        self._input[0, : self._context_samples] = self._input[0, -self._context_samples :]
-        self._filled = 0
-        return result
+    @staticmethod
+    def _check(samples: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> None:
+        if samples.dtype != np.int16 and samples.dtype != np.float32:
+            raise TypeError(f"SileroVad takes int16 or float32 samples, got {samples.dtype}")
+        if samples.ndim != 1:
+            raise ValueError(f"SileroVad takes mono 1-D samples, got shape {samples.shape}")
+
+
+def score_windows(detectors: Sequence[SileroVad]) -> int:
+    """Score the completed windows of several streams in one model call per (model, rate).
+
+    For callers that serve several calls on one loop: :meth:`SileroVad.feed` each stream, this,
+    then :meth:`SileroVad.collect` each. Batching costs less per window than separate calls (a
+    third of a core's worth of model time less at three calls; docs/sip.md). Streams with one
+    window only, or none, are left to ``collect``. Returns how many windows were scored here.
+    """
+    groups: dict[tuple[int, int], list[SileroVad]] = {}
+    for vad in detectors:
+        if vad.needs_model:
+            groups.setdefault((id(vad._session), vad.sample_rate), []).append(vad)
+    scored = 0
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        first = group[0]
+        feeds = {
+            "input": np.concatenate([v._input for v in group]),
+            "state": np.concatenate([v._feeds["state"] for v in group], axis=1),
+            "sr": first._feeds["sr"],
+        }
+        probability, state = first._session.run(_OUTPUT_NAMES, feeds)
+        for i, vad in enumerate(group):
+            vad._feeds["state"] = np.ascontiguousarray(state[:, i : i + 1, :])
+            vad._score = vad._last = float(probability[i, 0])
+        scored += len(group)
+    return scored
 
 
 def _load_session(model_path: Path, threads: int) -> Any:

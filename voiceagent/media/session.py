@@ -148,6 +148,9 @@ class CallSession:
         self._in_samples = 0
         self._out_samples = 0
         self._vad_samples = 0
+        # A caller frame between stage_inbound and finish_inbound: (residual, echo suspected,
+        # caller speaking before it, VAD probabilities if already scored).
+        self._staged: tuple[npt.NDArray[np.int16], bool, bool, list[float] | None] | None = None
         self._response_turn: TurnRecord | None = None
         # Requests sent but not yet acknowledged (engines answer response.create in order), and
         # acknowledged ones by response id until their response.done.
@@ -188,6 +191,15 @@ class CallSession:
 
     def push_inbound(self, frame: npt.NDArray[np.int16]) -> None:
         """One 20 ms caller frame: echo guard, VAD, then turn-taking or barge-in."""
+        self.stage_inbound(frame)
+        self.finish_inbound()
+
+    def stage_inbound(self, frame: npt.NDArray[np.int16]) -> None:
+        """The first half of :meth:`push_inbound`: record, cancel echo, feed the VAD. A VAD window
+        it completes waits for :meth:`finish_inbound`, so that a bridge serving several calls on
+        one loop can score them in one model call in between (``audio.score_windows``)."""
+        if self._staged is not None:
+            self.finish_inbound()
         start_ms = self.media_ms
         self._in_samples += frame.size
         self.recorder.inbound_frame(frame)
@@ -195,8 +207,21 @@ class CallSession:
         echo = self._echo is not None and self._echo.echo_suspect
         self._recent.append((start_ms, residual))
         was_speaking = self._detector.speaking
+        if residual.size <= self._vad.window_samples:
+            self._vad.feed(residual)
+            self._staged = (residual, echo, was_speaking, None)
+        else:  # a frame longer than a VAD window (not a bridge's 20 ms): scored at once
+            self._staged = (residual, echo, was_speaking, self._vad.process(residual))
+
+    def finish_inbound(self) -> None:
+        """The second half of :meth:`push_inbound`: turn-taking or barge-in on the VAD's verdict."""
+        staged = self._staged
+        if staged is None:
+            return
+        self._staged = None
+        residual, echo, was_speaking, scored = staged
         window = self._vad.window_samples
-        for probability in self._vad.process(residual):
+        for probability in self._vad.collect() if scored is None else scored:
             start = 1000.0 * self._vad_samples / SAMPLE_RATE
             self._vad_samples += window
             end = 1000.0 * self._vad_samples / SAMPLE_RATE
@@ -209,6 +234,17 @@ class CallSession:
                     self._on_turn_event(event)
         if was_speaking and self._detector.speaking:
             self._send(InputAudioBufferAppend(residual.tobytes()))
+
+    def align_vad(self, phase_samples: int) -> None:
+        """Before the first caller frame: put the VAD's window boundaries at ``phase_samples``
+        (see :meth:`SileroVad.align`); window times stay on this call's media clock."""
+        if self._in_samples == 0 and self._staged is None:
+            self._vad_samples = -self._vad.align(phase_samples)
+
+    @property
+    def vad(self) -> SileroVad:
+        """The call's voice activity detector (its pending window is scored by finish_inbound)."""
+        return self._vad
 
     def pull_outbound(self) -> npt.NDArray[np.int16]:
         """The next 20 ms frame for the caller, counted as played."""

@@ -1,8 +1,9 @@
 """The loop side of one SIP call: its CallSession, its clock tick, and what SIP tells it.
 
-The port's ``onFrameRequested`` wakes :meth:`SipCallLeg.tick` once per 20 ms: one agent frame is
-prepared for the caller, then the caller frames that arrived are handed to the media layer (the
-same order as the WebRTC and file bridges). SIP events (state, hold, DTMF, transfer) become
+The port's ``onFrameRequested`` has the process's LoopWaker tick the leg once per 20 ms: one agent
+frame is prepared for the caller, then the caller frames that arrived are handed to the media
+layer (the same order as the WebRTC and file bridges), in two steps per frame so that the
+process's calls share one VAD model call. SIP events (state, hold, DTMF, transfer) become
 timeline events, so they reach the call log.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voiceagent.bridges.sip.pjcall import PjCall
-from voiceagent.bridges.sip.port import CallAudioPort
+from voiceagent.bridges.sip.port import FRAME_BYTES, CallAudioPort
 from voiceagent.calllog import CallLogSink
 from voiceagent.engines.base import SpeechSession
 from voiceagent.errors import SipError
@@ -28,6 +29,7 @@ from voiceagent.media.timeline import CallEvent
 from voiceagent.store.records import CallEnded, CallStarted
 
 if TYPE_CHECKING:
+    from voiceagent.audio import SileroVad
     from voiceagent.bridges.sip.bridge import TransferBridge
 
 __all__ = ["CallDetails", "SipCallLeg", "sip_number"]
@@ -116,7 +118,7 @@ class SipCallLeg:
         if self._pj_call is not None:
             self._pj_call.listener = None  # breaks the call <-> leg cycle
         if self._port is not None:
-            self._port.wake = None
+            self._port.target = None
             self._port.close()
         self._pj_call = self._port = None
         return objects
@@ -124,22 +126,51 @@ class SipCallLeg:
     # ---- the clock -----------------------------------------------------------------------------
 
     def tick(self) -> None:
+        """One clock tick on its own (the process's ticks go through :class:`LoopWaker`)."""
+        staged = self.tick_start()
+        while staged:
+            staged = self.tick_next()
+
+    def tick_start(self) -> bool:
+        """Hand pjsip the agent's next frame and stage the oldest caller frame; True if one is
+        staged (its VAD window, if complete, is scored before :meth:`tick_next`)."""
         session = self.session
         port = self._port
         if session is None or port is None or not self.started or self._closed:
-            return
+            return False
+        if self.ticks == 0:
+            # The queued caller frames arrived on the ticks before this one: start the VAD's
+            # windows where every other call of the process has its window boundaries.
+            session.align_vad((port.clock_ticks - len(port.inbound)) * FRAME_BYTES // 2)
         self.ticks += 1
         now = time.monotonic()
         if self._last_tick_s is not None:
             self.tick_gaps_ms.append(1000.0 * (now - self._last_tick_s))
         self._last_tick_s = now
         port.outbound.append(session.pull_outbound().tobytes())
-        inbound = port.inbound
-        while inbound:
-            session.push_inbound(np.frombuffer(inbound.popleft(), dtype=np.int16))
-            self.inbound_frames += 1
+        return self._stage_next(session, port)
+
+    def tick_next(self) -> bool:
+        """Finish the staged caller frame and stage the next one queued; True if there is one."""
+        session = self.session
+        port = self._port
+        if session is None or port is None or self._closed:
+            return False
+        session.finish_inbound()
+        self.inbound_frames += 1
+        return self._stage_next(session, port)
+
+    @property
+    def vad(self) -> SileroVad | None:
+        return None if self.session is None else self.session.vad
+
+    def _stage_next(self, session: CallSession, port: CallAudioPort) -> bool:
+        if port.inbound:
+            session.stage_inbound(np.frombuffer(port.inbound.popleft(), dtype=np.int16))
+            return True
         if session.ended_reason is not None and not session.agent_audio_pending:
             self.request_end(session.ended_reason)
+        return False
 
     async def start(self, session: CallSession) -> None:
         """Start the media layer (the call is answered or was answered)."""

@@ -144,7 +144,15 @@ class SipMediaService:
             "refused": dict(self.refused),
             "registrations": {name: vars(status) for name, status in self.registrations.items()},
             "tick_jitter_ms": self._tick_jitter(),
+            "vad_windows": self._vad_windows(),
         }
+
+    def _vad_windows(self) -> dict[str, int]:
+        """VAD windows that ran the model, and how many of them shared a batched model call."""
+        waker = self._waker
+        if waker is None:
+            return {}
+        return {"model": waker.model_windows, "batched": waker.batched_windows}
 
     def _tick_jitter(self) -> dict[str, float]:
         """How far the live calls' 20 ms ticks strayed from 20 ms, as the loop saw them (p50, p99)."""
@@ -358,7 +366,7 @@ class SipMediaService:
         call_id = f"call_{uuid.uuid4().hex[:20]}"
         sink = CallLogSink(self._call_log, call_id) if self._call_log is not None else None
         leg = SipCallLeg(call_id, call, port, details, end=self._end, call_log=sink)
-        port.wake = leg.tick
+        port.target = leg
         call.listener = leg
         self._legs[call_id] = leg
         if self._on_new_call is not None:

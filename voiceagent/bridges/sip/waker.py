@@ -1,10 +1,15 @@
-"""One loop wake-up per media clock tick for every call of the process.
+"""One loop wake-up per media clock tick for every call of the process, and one VAD model call.
 
 pjsip's conference bridge asks each call's audio port for a frame in the same 20 ms tick, on its
 clock thread. Waking the event loop once per port costs a self-pipe write and a loop iteration
 each; with a media process full of calls those were a visible share of its CPU. The waker
-collects the ports that asked during a tick and wakes the loop once; the loop then runs each
-port's callback in the order they asked.
+collects the calls whose ports asked during a tick and wakes the loop once.
+
+On the loop it then runs the calls' ticks side by side, in steps: every call hands out its next
+agent frame and stages its next caller frame (echo guard, VAD input), the VAD windows those
+completed are scored in one batched model call (:func:`voiceagent.audio.score_windows`, cheaper
+per window than one call each), and every call finishes its frame (turn-taking, barge-in). A
+call with a backlog of caller frames repeats the last two steps until it has none.
 """
 
 from __future__ import annotations
@@ -12,33 +17,64 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["LoopWaker"]
+from voiceagent.audio import SileroVad, score_windows
+
+__all__ = ["LoopWaker", "TickTarget"]
 
 logger = logging.getLogger(__name__)
 
+_NEW_TICK_S = 0.010  # half of a 20 ms tick
+
+
+class TickTarget(Protocol):
+    """What the waker drives: a call's loop side (``SipCallLeg``)."""
+
+    @property
+    def vad(self) -> SileroVad | None: ...
+
+    def tick_start(self) -> bool:
+        """Hand out the next agent frame, stage a caller frame; True if one is staged."""
+        ...
+
+    def tick_next(self) -> bool:
+        """Finish the staged caller frame, stage the next; True if one is staged."""
+        ...
+
 
 class LoopWaker:
-    """Thread-safe: :meth:`wake` runs on any thread; the callbacks run on ``loop``."""
+    """Thread-safe: :meth:`wake` runs on any thread; the ticks run on ``loop``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._due: deque[Callable[[], None]] = deque()
+        self._due: deque[TickTarget] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
         self.wakeups = 0  # loop callbacks scheduled (at most one per tick when the loop keeps up)
+        self.model_windows = 0  # VAD windows that needed the model
+        self.batched_windows = 0  # ...of which scored in batches of two or more
+        # Media clock ticks seen (a wake more than half a tick after the previous one starts a
+        # new tick): calls align their VAD windows on it, so that their windows end together.
+        self.clock_ticks = 0
+        self._last_wake_s = 0.0
         self.closed = False
 
-    def wake(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the loop soon (media clock thread)."""
+    def wake(self, target: TickTarget) -> None:
+        """Tick ``target`` on the loop soon (media clock thread)."""
         if self.closed:
             return
-        self._due.append(callback)
+        now = time.monotonic()
+        if now - self._last_wake_s > _NEW_TICK_S:
+            self.clock_ticks += 1
+        self._last_wake_s = now
+        self._due.append(target)
         with self._lock:
             if self._scheduled:
-                return  # the pending run drains this callback too
+                return  # the pending run ticks this target too
             self._scheduled = True
         self.wakeups += 1
         try:
@@ -47,14 +83,29 @@ class LoopWaker:
             self.closed = True
 
     def _run(self) -> None:
-        # The flag drops before the drain: a callback queued meanwhile is run now or by the
+        # The flag drops before the drain: a target queued meanwhile is ticked now or by the
         # run it schedules, never left behind.
         with self._lock:
             self._scheduled = False
         due = self._due
+        targets: list[TickTarget] = []
         while due:
-            callback = due.popleft()
-            try:
-                callback()
-            except Exception:  # one call's fault must not stop the other calls' clocks
-                logger.exception("media tick failed")
+            targets.append(due.popleft())
+        staged = [t for t in targets if _guarded(t.tick_start)]
+        while staged:
+            vads = [vad for vad in (t.vad for t in staged) if vad is not None and vad.needs_model]
+            self.model_windows += len(vads)
+            if len(vads) > 1:
+                try:
+                    self.batched_windows += score_windows(vads)
+                except Exception:  # each call's own collect() scores its window instead
+                    logger.exception("batched VAD failed")
+            staged = [t for t in staged if _guarded(t.tick_next)]
+
+
+def _guarded(step: Callable[[], bool]) -> bool:
+    try:
+        return step()
+    except Exception:  # one call's fault must not stop the other calls' clocks
+        logger.exception("media tick failed")
+        return False
