@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,12 +49,20 @@ RATE_PER_S = 10.0  # new calls per second through the edge (it admits 25/s per m
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
+    """A free UDP port, never one handed out before in this run (34 processes start at once)."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _cpu_s(pid: int) -> float:
@@ -68,7 +77,7 @@ def _machine_busy_s() -> tuple[float, float]:
     return (sum(values) - idle) / _CLK_TCK, sum(values) / _CLK_TCK
 
 
-async def _healthy(urls: list[str], timeout_s: float = 120.0) -> None:
+async def _healthy(urls: list[str], timeout_s: float = 300.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     async with httpx.AsyncClient(timeout=1.0) as client:
         while True:
@@ -179,10 +188,16 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dic
             busy_after, total_after = _machine_busy_s()
             jitter = await _jitter(supervisor.control_urls)
             if edge:
-                uac = await run
-                result.update(successful=uac.successful, failed=uac.failed)
-                if uac.failed or uac.successful != calls:
-                    print(f"SIPp ({calls} calls): {uac.stats}\n{uac.output}", file=sys.stderr)
+                try:
+                    uac = await run
+                except subprocess.TimeoutExpired:
+                    # Saturated: SIPp still waited on answers past its own timeout. Reported,
+                    # not raised, so the other Ns still print.
+                    result.update(successful=0, failed="hung")
+                else:
+                    result.update(successful=uac.successful, failed=uac.failed)
+                    if uac.failed or uac.successful != calls:
+                        print(f"SIPp ({calls} calls): {uac.stats}\n{uac.output}", file=sys.stderr)
             else:
                 codes = await asyncio.gather(*runs)
                 result.update(sipp_runs_failed=sum(1 for c in codes if c != 0))
