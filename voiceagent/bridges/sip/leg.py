@@ -125,12 +125,6 @@ class SipCallLeg:
 
     # ---- the clock -----------------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """One clock tick on its own (the process's ticks go through :class:`LoopWaker`)."""
-        staged = self.tick_start()
-        while staged:
-            staged = self.tick_next()
-
     def tick_start(self) -> bool:
         """Hand pjsip the agent's next frame and stage the oldest caller frame; True if one is
         staged (its VAD window, if complete, is scored before :meth:`tick_next`)."""
