@@ -1,6 +1,6 @@
 """SIP media path under load: N concurrent SIPp calls with audio, through the Kamailio edge.
 
-    python benchmarks/sip.py [--calls 10,50,100] [--seconds 60] [--direct] [--json]
+    python benchmarks/sip.py [--calls 10,50,100] [--seconds 60] [--direct] [--frame-ms 20,40] [--json]
 
 For each N it starts ceil(N/3) ``voiceagent sip-media --engine tone`` processes (the pjsua2 wheel
 holds at most 3 calls per process, docs/sip.md) behind the SIP edge (Kamailio, as a deployment
@@ -12,7 +12,9 @@ prints: failed calls, CPU per call (all media processes' CPU time / calls / seco
 core), the edge's CPU (all Kamailio processes), the whole machine's CPU use, and the
 jitter of the 20 ms clock ticks the media layer saw (p50/p99 of |gap - 20 ms|). The engine answers
 with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
-turn-taking), not a speech model's. Needs sipp and kamailio; runs on Linux (reads /proc).
+turn-taking), not a speech model's. ``--frame-ms 20,40`` measures each N with the media processes'
+``sip_frame_ms`` at 20 and at 40 ms, one after the other in the same run. Needs sipp and kamailio;
+runs on Linux (reads /proc).
 """
 
 from __future__ import annotations
@@ -129,18 +131,24 @@ async def _jitter(control_urls: list[str]) -> list[dict[str, float]]:
     return jitter
 
 
-async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dict[str, Any]:
+async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_ms: int) -> dict[str, Any]:
     processes = math.ceil(calls / PER_PROCESS)
     rtp_base = 30000
     specs = [
         MediaProcessSpec(i, _free_port(), (rtp_base + i * 40, rtp_base + i * 40 + 39), _free_port())
         for i in range(processes)
     ]
-    env = dict(os.environ, VOICEAGENT_DATABASE_URL=f"sqlite+aiosqlite:///{work / f'calls-{calls}.db'}")
+    env = dict(
+        os.environ,
+        VOICEAGENT_DATABASE_URL=f"sqlite+aiosqlite:///{work / f'calls-{calls}.db'}",
+        VOICEAGENT_SIP_FRAME_MS=str(frame_ms),
+    )
     supervisor = SipMediaSupervisor(specs, engine="tone", env=env, call_log=False)
     ramp_s = calls / RATE_PER_S if edge else 1.0
     edge_pid: int | None = None
-    result: dict[str, Any] = {"calls": calls, "processes": processes, "seconds": seconds, "edge": edge}
+    result: dict[str, Any] = {
+        "calls": calls, "processes": processes, "seconds": seconds, "edge": edge, "frame_ms": frame_ms,
+    }  # fmt: skip
     await supervisor.start()
     try:
         await _healthy(supervisor.control_urls)
@@ -217,12 +225,16 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool) -> dic
     return result
 
 
-async def main_async(counts: list[int], seconds: float, *, edge: bool = True) -> list[dict[str, Any]]:
+async def main_async(
+    counts: list[int], seconds: float, *, edge: bool = True, frame_ms: tuple[int, ...] = (20,)
+) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         clip = read_audio(ROOT / "examples" / "audio" / "opening-hours-8k.wav")
         (work / "caller.ulaw").write_bytes(ulaw_encode(float_to_pcm16(clip.samples)).tobytes())
-        return [await _measure(n, seconds, work, edge=edge) for n in counts]
+        return [
+            await _measure(n, seconds, work, edge=edge, frame_ms=tick) for n in counts for tick in frame_ms
+        ]
 
 
 def main() -> None:
@@ -232,28 +244,34 @@ def main() -> None:
     parser.add_argument("--calls", default="10,50,100", help="Comma-separated concurrent call counts.")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--direct", action="store_true", help="SIPp straight to the media processes.")
+    parser.add_argument(
+        "--frame-ms", default="20", help="Comma-separated sip_frame_ms values (20, 40) to compare."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for tool in ("sipp",) if args.direct else ("sipp", "kamailio"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (scripts/system-deps.sh --test installs it)")
     counts = [int(n) for n in args.calls.split(",")]
-    results = asyncio.run(main_async(counts, args.seconds, edge=not args.direct))
+    ticks = tuple(int(t) for t in args.frame_ms.split(","))
+    if any(t not in (20, 40) for t in ticks):
+        sys.exit(f"--frame-ms takes 20 and/or 40, got {args.frame_ms}")
+    results = asyncio.run(main_async(counts, args.seconds, edge=not args.direct, frame_ms=ticks))
     if args.json:
         print(json.dumps(results, indent=2))
         return
     front = "SIPp -> media processes" if args.direct else "SIPp -> Kamailio edge -> media processes"
     print(f"{front}, {args.seconds:.0f} s with all calls up, {results[0]['machine_cores']} cores")
     print(
-        f"{'calls':>6} {'procs':>6} {'failed':>7} {'media CPU/call %':>17} {'edge CPU %':>11}"
+        f"{'calls':>6} {'tick':>5} {'procs':>6} {'failed':>7} {'media CPU/call %':>17} {'edge CPU %':>11}"
         f" {'machine busy %':>15} {'tick jitter p50/p99 ms':>23}"
     )
     for r in results:
         failed = r["failed"] if "failed" in r else f"{r['sipp_runs_failed']} runs"
         jitter = f"{r['tick_jitter_p50_ms']}/{r['tick_jitter_p99_ms_worst']}"
         print(
-            f"{r['calls']:>6} {r['processes']:>6} {failed!s:>7} {r['cpu_per_call_pct']:>17}"
-            f" {r['edge_cpu_pct']:>11} {r['machine_busy_pct']:>15} {jitter:>23}"
+            f"{r['calls']:>6} {r['frame_ms']:>5} {r['processes']:>6} {failed!s:>7}"
+            f" {r['cpu_per_call_pct']:>17} {r['edge_cpu_pct']:>11} {r['machine_busy_pct']:>15} {jitter:>23}"
         )
 
 

@@ -215,6 +215,11 @@ class Settings(BaseSettings):
     sip_codecs: list[str] = Field(
         default_factory=lambda: ["PCMU", "PCMA", "G722"], description="Codecs in priority order."
     )
+    sip_frame_ms: int = Field(
+        default=20,
+        description="Audio handed between pjsip and the media layer per clock tick (RTP stays 20 ms); 40"
+        " wakes each process half as often (~20 % less CPU a call) for up to 20 ms later barge-in.",
+    )
     sip_rtp_timeout_s: float = Field(default=30.0, gt=0, description="Hang up after this long without RTP.")
     sip_strict_rtp: bool = Field(
         default=True, description="Take RTP only from the SDP's address (off for callers behind NAT)."
@@ -261,6 +266,13 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="Kamailio worker processes per transport."
     )
     sip_edge_kamailio: str = Field(default="kamailio", description="The kamailio binary.")
+
+    @field_validator("sip_frame_ms")
+    @classmethod
+    def _sip_tick(cls, value: int) -> int:
+        if value not in (20, 40):
+            raise ValueError(f"must be 20 or 40 (ms), got {value}")
+        return value
 
     @field_validator("asr_language", mode="before")
     @classmethod

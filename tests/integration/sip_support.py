@@ -115,6 +115,7 @@ async def sip_service(
     legs: list[Any] | None = None,
     tls: tuple[Path, Path] | None = None,
     agent_engines: dict[str, Any] | None = None,
+    frame_ms: int = 20,
 ) -> AsyncIterator[SipMediaService]:
     """A started in-process media service on free ports, answering with a tone (ScriptedEngine)."""
     options = SipMediaOptions(
@@ -123,6 +124,7 @@ async def sip_service(
         max_calls=max_calls,
         allowed=parse_networks(list(allowed)),
         rtp_timeout_s=rtp_timeout_s,
+        frame_ms=frame_ms,
         tls_port=free_udp_port() if tls else None,
         tls_cert=str(tls[0]) if tls else None,
         tls_key=str(tls[1]) if tls else None,

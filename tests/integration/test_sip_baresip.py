@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,11 @@ def _baresip_config(root: Path, question: Path) -> Path:
     return cfg
 
 
+# 40: the bridge hands the media layer two frames a tick (sip_frame_ms), and the answer still
+# reaches the caller whole.
+@pytest.mark.parametrize("frame_ms", [20, 40])
 async def test_baresip_caller_hears_the_answer_to_its_question(
+    frame_ms: int,
     settings: Settings,
     engine: CascadeEngine,
     transcriber: WhisperAsr,
@@ -83,7 +88,7 @@ async def test_baresip_caller_hears_the_answer_to_its_question(
     sf.write(question, padded, rate, subtype="PCM_16")
     cfg = _baresip_config(tmp_path, question)
     legs: list[SipCallLeg] = []
-    async with sip_service(settings, engine=engine, legs=legs) as service:
+    async with sip_service(settings, engine=engine, legs=legs, frame_ms=frame_ms) as service:
         target = f"sip:agent@127.0.0.1:{service.options.sip_port}"
         proc = await asyncio.create_subprocess_exec(
             str(BARESIP), "-f", str(cfg), "-n", "127.0.0.1", "-e", f"/dial {target}", "-t", "30",
@@ -95,6 +100,8 @@ async def test_baresip_caller_hears_the_answer_to_its_question(
     assert "Call established" in log, log[-2000:]
     leg = legs[0]
     assert leg.end_reason == "remote_hangup"  # baresip hung up when its file ended
+    # The loop was woken once per bridge tick: every 40 ms, not 20, when asked to.
+    assert abs(statistics.median(leg.tick_gaps_ms) - frame_ms) < 5, statistics.median(leg.tick_gaps_ms)
     dumps = sorted((tmp_path / "heard").glob("*-dec.wav"))
     assert dumps, log[-2000:]
     heard, heard_rate = sf.read(dumps[0], dtype="int16")

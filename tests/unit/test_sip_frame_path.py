@@ -41,6 +41,58 @@ def test_frame_bytes_never_reads_past_the_vector() -> None:
     assert port.frame_bytes(partial) == short[:50]
 
 
+def _port(frame_ms: int) -> object:
+    from voiceagent.bridges.sip.port import CallAudioPort
+
+    port = CallAudioPort(LoopWaker(asyncio.new_event_loop()), frame_ms=frame_ms)
+    # Never registered with a bridge and no Endpoint here: its C++ destructor must not run.
+    port.thisown = False
+    return port
+
+
+@pytest.mark.parametrize("frame_ms", [20, 40])
+def test_a_port_hands_the_media_layer_20_ms_frames_whatever_its_tick(frame_ms: int) -> None:
+    from voiceagent.bridges.sip.port import FRAME_BYTES
+
+    port = _port(frame_ms)
+    per_tick = frame_ms // 20
+    caller = bytes((i * 11 + 5) % 256 for i in range(FRAME_BYTES * per_tick))
+    short, whole = _frame(caller[:-2]), _frame(caller)
+    for frame in (short, whole):
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+    port.onFrameReceived(short)  # a short frame is no tick: ignored
+    assert not port.inbound
+    port.onFrameReceived(whole)
+    assert [len(f) for f in port.inbound] == [FRAME_BYTES] * per_tick
+    assert b"".join(port.inbound) == caller
+    assert port.received_frames == per_tick
+    # Strict RTP muted the call: a whole tick of silence, frame by frame.
+    port.inbound.clear()
+    port.muted = True
+    port.onFrameReceived(whole)
+    assert list(port.inbound) == [bytes(FRAME_BYTES)] * per_tick
+
+    # The agent's side: a prepared tick goes out whole; nothing prepared is a tick of silence.
+    agent = bytes((i * 3 + 1) % 256 for i in range(FRAME_BYTES * per_tick))
+    port.outbound.append(agent)
+    out = pj.MediaFrame()
+    port.onFrameRequested(out)
+    assert (out.type, out.size) == (pj.PJMEDIA_FRAME_TYPE_AUDIO, len(agent))
+    from voiceagent.bridges.sip import port as port_module
+
+    assert port_module.frame_bytes(out) == agent
+    port.onFrameRequested(out)
+    assert port_module.frame_bytes(out) == bytes(len(agent))
+    assert port.requested_frames == 2 * per_tick
+
+
+def test_a_port_tick_must_be_whole_media_frames() -> None:
+    from voiceagent.bridges.sip.port import CallAudioPort
+
+    with pytest.raises(ValueError, match="multiple of 20"):
+        CallAudioPort(LoopWaker(asyncio.new_event_loop()), frame_ms=30)
+
+
 class _Leg:
     """A call's loop side as the waker sees it: a backlog of caller frames, optionally a VAD."""
 

@@ -46,6 +46,17 @@ def test_max_calls_is_bounded_by_the_wheels_compiled_limit() -> None:
         SipMediaOptions(sip_port=5070, rtp_ports=(20000, 20100), max_calls=4)
 
 
+def test_the_bridge_tick_is_20_or_40_ms_from_settings_or_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SipMediaOptions.from_settings(load_settings(), sip_port=6000).frame_ms == 20
+    monkeypatch.setenv("VOICEAGENT_SIP_FRAME_MS", "40")
+    assert SipMediaOptions.from_settings(load_settings(), sip_port=6000).frame_ms == 40
+    monkeypatch.setenv("VOICEAGENT_SIP_FRAME_MS", "30")
+    with pytest.raises(ConfigError, match="sip_frame_ms"):
+        load_settings()
+    with pytest.raises(ConfigError, match="sip_frame_ms"):
+        SipMediaOptions(sip_port=5070, rtp_ports=(20000, 20100), frame_ms=60)
+
+
 def test_options_from_settings_trust_the_trunks_addresses() -> None:
     settings = load_settings(
         sip_trunks=[{"name": "carrier", "host": "sip.example.net", "source_ips": ["203.0.113.0/24"]}],

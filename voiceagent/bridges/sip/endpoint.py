@@ -174,7 +174,10 @@ class PjsipThread:
         med = cfg.medConfig
         med.clockRate = CLOCK_RATE
         med.sndClockRate = CLOCK_RATE
-        med.audioFramePtime = FRAME_MS
+        # The bridge's tick (how much audio each port callback carries) is separate from the RTP
+        # packet time: at 40 ms every call's two Python callbacks and the loop's wake-up happen
+        # half as often, and each wake-up's fixed cost is most of a call's CPU (docs/sip.md).
+        med.audioFramePtime = opt.frame_ms
         med.ptime = FRAME_MS
         med.noVad = True  # no silence suppression: the media layer wants every 20 ms frame
         med.ecTailLen = 0  # echo is the media layer's business (EchoGuard)

@@ -135,13 +135,18 @@ class SipCallLeg:
         if self.ticks == 0:
             # The queued caller frames arrived on the ticks before this one: start the VAD's
             # windows where every other call of the process has its window boundaries.
-            session.align_vad((port.clock_ticks - len(port.inbound)) * FRAME_BYTES // 2)
+            frames_before = port.clock_ticks * port.frames_per_tick - len(port.inbound)
+            session.align_vad(frames_before * FRAME_BYTES // 2)
         self.ticks += 1
         now = time.monotonic()
         if self._last_tick_s is not None:
             self.tick_gaps_ms.append(1000.0 * (now - self._last_tick_s))
         self._last_tick_s = now
-        port.outbound.append(session.pull_outbound().tobytes())
+        if port.frames_per_tick == 1:
+            port.outbound.append(session.pull_outbound().tobytes())
+        else:
+            frames = [session.pull_outbound().tobytes() for _ in range(port.frames_per_tick)]
+            port.outbound.append(b"".join(frames))
         return self._stage_next(session, port)
 
     def tick_next(self) -> bool:

@@ -63,6 +63,8 @@ class SipMediaOptions:
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722")
     rtp_timeout_s: float = 30.0
     strict_rtp: bool = True
+    # Audio per clock tick between the conference bridge and the media layer (RTP stays 20 ms).
+    frame_ms: int = 20
     tls_port: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -71,6 +73,8 @@ class SipMediaOptions:
     log_level: int = 1
 
     def __post_init__(self) -> None:
+        if self.frame_ms not in (20, 40):
+            raise ConfigError(f"sip_frame_ms must be 20 or 40, got {self.frame_ms}")
         if self.tls_port is not None and not (self.tls_cert and self.tls_key):
             raise ConfigError("SIP over TLS needs sip_tls_cert and sip_tls_key")
         if not 1 <= self.max_calls <= PJSUA_MAX_CALLS - 1:
@@ -102,6 +106,7 @@ class SipMediaOptions:
             codecs=tuple(settings.sip_codecs),
             rtp_timeout_s=settings.sip_rtp_timeout_s,
             strict_rtp=settings.sip_strict_rtp,
+            frame_ms=settings.sip_frame_ms,
             tls_port=settings.sip_tls_port,
             tls_cert=str(settings.sip_tls_cert) if settings.sip_tls_cert else None,
             tls_key=str(settings.sip_tls_key) if settings.sip_tls_key else None,

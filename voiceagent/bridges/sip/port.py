@@ -17,11 +17,12 @@ from voiceagent.bridges.sip.waker import LoopWaker, TickTarget
 
 __all__ = ["FRAME_BYTES", "AgentFrameWriter", "CallAudioPort", "frame_bytes"]
 
+# The media layer's frame: a port carrying 40 ms ticks splits and joins two of them.
 FRAME_BYTES = CLOCK_RATE * FRAME_MS // 1000 * 2
 _SILENCE = bytes(FRAME_BYTES)
-# More queued caller frames than this means the loop stalled; the oldest go.
+# More queued caller frames (20 ms) than this means the loop stalled; the oldest go.
 _INBOUND_BACKLOG = 25
-# Agent frames prepared ahead of the clock: one is in flight, one absorbs loop jitter.
+# Agent ticks prepared ahead of the clock: one is in flight, one absorbs loop jitter.
 _OUTBOUND_AHEAD = 3
 _TWO_POINTERS = ctypes.c_void_p * 2
 
@@ -72,19 +73,21 @@ def frame_bytes(frame: pj.MediaFrame) -> bytes:
 
 
 class AgentFrameWriter:
-    """Puts agent frames into pjsip's frames through one ByteVector, overwritten in place:
-    building a ByteVector from ``bytes`` converts element by element (~17 µs a frame)."""
+    """Puts agent frames of ``size`` bytes into pjsip's frames through one ByteVector,
+    overwritten in place: building a ByteVector from ``bytes`` converts element by element (~17 µs
+    a frame)."""
 
-    def __init__(self) -> None:
-        self._vector = pj.ByteVector(_SILENCE)
+    def __init__(self, size: int = FRAME_BYTES) -> None:
+        self.size = size
+        self._vector = pj.ByteVector(bytes(size))
         self._start = _vector_start(self._vector) if _FAST_COPY else None
         self.fast = self._start is not None
 
     def write(self, frame: pj.MediaFrame, data: bytes) -> None:
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         start = self._start
-        if start is not None and len(data) == FRAME_BYTES:
-            ctypes.memmove(start, data, FRAME_BYTES)
+        if start is not None and len(data) == self.size:
+            ctypes.memmove(start, data, self.size)
             frame.buf = self._vector  # copied into the frame's own vector (std::vector's =)
         else:
             frame.buf = pj.ByteVector(data)
@@ -92,11 +95,21 @@ class AgentFrameWriter:
 
 
 class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no type information
-    """16 kHz mono PCM16, 20 ms frames; ``target`` (the call's loop side, set once it exists) is
-    ticked on the loop once per clock tick, through the process's :class:`LoopWaker`."""
+    """16 kHz mono PCM16 in ``frame_ms`` ticks (20 or 40; the bridge's ``audioFramePtime``);
+    ``target`` (the call's loop side, set once it exists) is ticked on the loop once per clock
+    tick, through the process's :class:`LoopWaker`. ``inbound`` holds 20 ms caller frames,
+    ``outbound`` whole ticks of agent audio (``frames_per_tick`` frames joined)."""
 
-    def __init__(self, waker: LoopWaker, target: TickTarget | None = None) -> None:
+    def __init__(
+        self, waker: LoopWaker, target: TickTarget | None = None, *, frame_ms: int = FRAME_MS
+    ) -> None:
         super().__init__()
+        if frame_ms % FRAME_MS:
+            raise ValueError(f"a port's tick must be a multiple of {FRAME_MS} ms, got {frame_ms}")
+        self.frame_ms = frame_ms
+        self.frames_per_tick = frame_ms // FRAME_MS
+        self._tick_bytes = FRAME_BYTES * self.frames_per_tick
+        self._tick_silence = bytes(self._tick_bytes)
         self.inbound: deque[bytes] = deque(maxlen=_INBOUND_BACKLOG)
         self.outbound: deque[bytes] = deque(maxlen=_OUTBOUND_AHEAD)
         self.received_frames = 0
@@ -104,7 +117,7 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
         self._waker = waker
         self.target = target
         self._closed = False
-        self._writer = AgentFrameWriter()
+        self._writer = AgentFrameWriter(self._tick_bytes)
         # Strict RTP: set (on the pjsip thread) while the latest RTP comes from someone other than
         # the negotiated peer; what arrives meanwhile is not handed to the media layer.
         self.muted = False
@@ -112,7 +125,7 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
     def create(self, name: str) -> None:
         """Register with the conference bridge (pjsip thread)."""
         fmt = pj.MediaFormatAudio()
-        fmt.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, FRAME_MS * 1000, 16)
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, self.frame_ms * 1000, 16)
         self.createPort(name, fmt)
 
     @property
@@ -131,21 +144,24 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
     # ---- media clock thread --------------------------------------------------------------------
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2's name)
-        if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != FRAME_BYTES:
+        if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != self._tick_bytes:
             return
-        if self.muted:
-            self.inbound.append(_SILENCE)
+        if self.frames_per_tick == 1:
+            self.inbound.append(_SILENCE if self.muted else frame_bytes(frame))
+        elif self.muted:
+            self.inbound.extend([_SILENCE] * self.frames_per_tick)
         else:
-            self.inbound.append(frame_bytes(frame))
-        self.received_frames += 1
+            data = frame_bytes(frame)
+            self.inbound.extend(data[i : i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES))
+        self.received_frames += self.frames_per_tick
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2's name)
         try:
             data = self.outbound.popleft()
         except IndexError:
-            data = _SILENCE
+            data = self._tick_silence
         self._writer.write(frame, data)
-        self.requested_frames += 1
+        self.requested_frames += self.frames_per_tick
         target = self.target
         if target is not None and not self._closed:
             self._waker.wake(target)

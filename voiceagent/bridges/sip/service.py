@@ -155,8 +155,9 @@ class SipMediaService:
         return {"model": waker.model_windows, "batched": waker.batched_windows}
 
     def _tick_jitter(self) -> dict[str, float]:
-        """How far the live calls' 20 ms ticks strayed from 20 ms, as the loop saw them (p50, p99)."""
-        gaps = sorted(abs(gap - 20.0) for leg in self._legs.values() for gap in leg.tick_gaps_ms)
+        """How far the live calls' clock ticks strayed from ``frame_ms``, as the loop saw them (p50, p99)."""
+        tick_ms = float(self.options.frame_ms)
+        gaps = sorted(abs(gap - tick_ms) for leg in self._legs.values() for gap in leg.tick_gaps_ms)
         if not gaps:
             return {}
         return {
@@ -290,7 +291,7 @@ class SipMediaService:
             trunk_header=_header(message, "X-VoiceAgent-Trunk"),
         )
         assert self._waker is not None
-        port = CallAudioPort(self._waker)
+        port = CallAudioPort(self._waker, frame_ms=self.options.frame_ms)
         self._every_object.add(port)
         port.create(f"call{prm.callId}")
         call.port = port
@@ -474,7 +475,7 @@ class SipMediaService:
         port = None
         if with_port:
             assert self._waker is not None
-            port = CallAudioPort(self._waker)
+            port = CallAudioPort(self._waker, frame_ms=self.options.frame_ms)
             self._every_object.add(port)
             port.create(f"out{id(call) & 0xFFFF}")
             call.port = port
