@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,22 @@ def settings() -> Settings:
 def _events(leg: SipCallLeg) -> list[tuple[str, dict[str, object]]]:
     assert leg.session is not None
     return [(e.kind, e.data) for e in leg.session.timeline.events]
+
+
+async def test_work_handed_to_the_pjsip_thread_ends_its_poll(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pjsip thread polls for long stretches when idle; submitting work wakes it (a SIP
+    keep-alive to its own port, which pjsip must ignore) instead of waiting for the poll to end."""
+    from voiceagent.bridges.sip import endpoint
+
+    monkeypatch.setattr(endpoint, "_POLL_MS", 30_000)
+    async with sip_service(settings) as service:
+        await asyncio.sleep(0.5)  # the thread is inside a 30 s poll now
+        for _ in range(3):
+            name = await asyncio.wait_for(service.thread.run(lambda: threading.current_thread().name), 5)
+            assert name.startswith("pjsip-")
+        assert service.calls == {}  # the keep-alives made no call, and nothing broke
 
 
 async def test_inbound_call_is_answered_hears_the_caller_and_gets_dtmf(
