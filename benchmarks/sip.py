@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from benchmarks.sip_edge import group_cpu_s
+from tests.integration.ports import free_port_block
 from tests.integration.sip_edge_support import run_uac, write_scenarios
 from voiceagent.audio import float_to_pcm16, read_audio
 from voiceagent.audio.g711 import ulaw_encode
@@ -51,20 +52,11 @@ RATE_PER_S = 10.0  # new calls per second through the edge (it admits 25/s per m
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-_HANDED_OUT: set[int] = set()
-
-
 def _free_port() -> int:
-    """A free UDP port, never one handed out before in this run (34 processes start at once)."""
-    import socket
-
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
+    """A port free for UDP and TCP (SIP listens on both, control ports are TCP), not handed out
+    before in this run: 34 processes start at once, and a UDP-only check once gave a port some
+    loopback TCP connection held, so a media process or the edge could not bind it."""
+    return free_port_block(tcp=True)
 
 
 def _cpu_s(pid: int) -> float:

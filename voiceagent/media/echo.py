@@ -171,8 +171,8 @@ class EchoGuard:
         span = min(ref.size, n + self.max_delay) & ~1
         seg = ref[-span:]
         # The search runs at half rate (pairs averaged, a crude low-pass): a phone line carries
-        # nothing above 4 kHz, a voice little, and the FFTs cost a quarter as much (a search is
-        # most of the guard's CPU). The half-rate peak is then refined at full rate.
+        # nothing above 4 kHz, a voice little, and a search (most of the guard's CPU) costs half
+        # as much. The half-rate peak is then refined at full rate.
         half = _correlate(_halve(seg), _halve(inb))
         coarse = 2 * int(np.argmax(half))
         candidates = range(max(0, coarse - 1), min(span - n, coarse + 1) + 1)

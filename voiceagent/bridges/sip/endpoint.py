@@ -2,8 +2,8 @@
 
 ``uaConfig.threadCnt = 0``: pjsip starts no SIP worker threads; this thread polls
 ``libHandleEvents`` and, between polls, runs the work other threads hand it with :meth:`submit`.
-A submit ends the poll at once: it sends a SIP keep-alive (an empty line pair, RFC 5626) to the
-process's own UDP port, which pjsip drops without a word, so the poll can be long (fewer idle
+A submit ends the poll at once: it sends a CRLF keep-alive (the double-CRLF ping of RFC 5626) to
+the process's own UDP port, which pjsip drops without a word, so the poll can be long (fewer idle
 wake-ups) while work handed over (answer, hang up, DTMF) still runs within a millisecond.
 So SIP callbacks (Account/Call ``on*``) also run here, one at a time. Only the media clock thread
 (the null sound device drives the conference bridge) calls into Python on its own: the audio
