@@ -58,6 +58,27 @@ async def test_work_handed_to_the_pjsip_thread_ends_its_poll(
         assert service.calls == {}  # the keep-alives made no call, and nothing broke
 
 
+async def test_calls_one_after_another_reuse_one_audio_port(settings: Settings, tmp_path: Path) -> None:
+    """A finished call's audio port serves the next call: destroying one (pjsua2's destructor frees
+    it while the 2.15.1 conference bridge removes it later, on its clock thread) killed media
+    processes at call ends. Each call still hears its own caller."""
+    audio = ulaw_file(tmp_path)
+    legs: list[SipCallLeg] = []
+    async with sip_service(settings, legs=legs) as service:
+        for n in range(3):
+            values = {"did": f"555{n}", "audio": audio.name, "talk_ms": 2000, "after_ms": 500, "digit": "1"}
+            sc = scenario(tmp_path, "uac_speech.xml", **values)
+            result = await run_sipp(
+                f"127.0.0.1:{service.options.sip_port}", sc, port=free_udp_port(), timeout_s=20
+            )
+            assert result.returncode == 0, result.output
+            assert await wait_for(lambda n=n: len(legs) > n and legs[n].end_reason is not None, 5)
+            assert await wait_for(lambda: service.stats()["audio_ports"]["free"] == 1, 5)
+        assert service.stats()["audio_ports"] == {"created": 1, "free": 1}
+    assert [leg.end_reason for leg in legs] == ["remote_hangup"] * 3
+    assert all(leg.inbound_frames > 50 for leg in legs)  # each call's caller reached its media layer
+
+
 async def test_inbound_call_is_answered_hears_the_caller_and_gets_dtmf(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -138,8 +138,24 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
         destroy_on_pjsip_thread(self)
 
     def close(self) -> None:
-        """No more wake-ups (the call is over); the port object itself is dropped on the pjsip thread."""
+        """No more wake-ups (the call is over); the owner keeps the port for the next call."""
         self._closed = True
+
+    def reuse(self) -> None:
+        """Ready the port of a call that is over for the next call (pjsip thread).
+
+        Ports are recycled, never destroyed while the Endpoint lives: since pjsip 2.15.1 the
+        conference bridge removes a port asynchronously, on its clock thread's next tick, while
+        pjsua2's ``AudioMediaPort`` destructor releases the port's memory right after asking for the
+        removal; the clock thread then ran freed memory, and media processes died of it (SIGSEGV
+        at call ends under load).
+        """
+        self.target = None
+        self.inbound.clear()
+        self.outbound.clear()
+        self.received_frames = self.requested_frames = 0
+        self.muted = False
+        self._closed = False
 
     # ---- media clock thread --------------------------------------------------------------------
 

@@ -99,6 +99,11 @@ class SipMediaService:
         # we do not control (a traceback, a test) and is disowned, because its C++ destructor would
         # abort the process if it ran after libDestroy.
         self._every_object: weakref.WeakSet[PjCall | CallAudioPort] = weakref.WeakSet()
+        # Audio ports outlive their calls (CallAudioPort.reuse): free for the next call, or kept
+        # for good where a call was still up when its leg let go. Dropped only after libDestroy.
+        self._free_ports: list[CallAudioPort] = []
+        self._kept_ports: list[CallAudioPort] = []
+        self._ports_created = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -145,6 +150,9 @@ class SipMediaService:
             "registrations": {name: vars(status) for name, status in self.registrations.items()},
             "tick_jitter_ms": self._tick_jitter(),
             "vad_windows": self._vad_windows(),
+            # Audio ports are recycled, not destroyed (CallAudioPort.reuse): "created" stays at
+            # the most calls the process had at once.
+            "audio_ports": {"created": self._ports_created, "free": len(self._free_ports)},
         }
 
     def _vad_windows(self) -> dict[str, int]:
@@ -290,10 +298,7 @@ class SipMediaService:
             agent_header=_header(message, "X-VoiceAgent-Agent"),
             trunk_header=_header(message, "X-VoiceAgent-Trunk"),
         )
-        assert self._waker is not None
-        port = CallAudioPort(self._waker, frame_ms=self.options.frame_ms)
-        self._every_object.add(port)
-        port.create(f"call{prm.callId}")
+        port = self._pj_take_port()
         call.port = port
         self._admitted.add(call)
         op = pj.CallOpParam()
@@ -418,10 +423,33 @@ class SipMediaService:
             logger.info("hang-up failed: %s", exc, extra={"call_id": leg.call_id})
 
     async def _release(self, leg: SipCallLeg) -> None:
-        """Hand the leg's pjsua2 objects to the pjsip thread, so they are destroyed there."""
+        """Hand the leg's pjsua2 objects to the pjsip thread: the call is destroyed there, its
+        audio port kept for the next call."""
         objects = leg.detach()
         if self._thread is not None and self._thread.alive:
-            self._thread.submit(objects.clear)
+            self._thread.submit(lambda: self._pj_recycle(objects))
+
+    def _pj_take_port(self) -> CallAudioPort:
+        """An audio port for a new call: one a finished call left, or a new one (pjsip thread)."""
+        if self._free_ports:
+            port = self._free_ports.pop()
+            port.reuse()
+            return port
+        assert self._waker is not None
+        port = CallAudioPort(self._waker, frame_ms=self.options.frame_ms)
+        self._every_object.add(port)
+        self._ports_created += 1
+        port.create(f"agent{self._ports_created}")
+        return port
+
+    def _pj_recycle(self, objects: list[object]) -> None:
+        """A finished call's objects: the call goes here (its destructor runs on this thread), its
+        port back to the free ports (see :meth:`CallAudioPort.reuse` for why ports are never
+        destroyed). A port whose call is somehow still up is never reused: audio could still flow."""
+        still_up = any(isinstance(o, PjCall) and o.isActive() for o in objects)
+        for port in (o for o in objects if isinstance(o, CallAudioPort)):
+            (self._kept_ports if still_up else self._free_ports).append(port)
+        objects.clear()
 
     async def hang_up(self, call_id: str, reason: str = "hangup") -> None:
         """End a live call now (BYE); raises SipError if there is no such call."""
@@ -474,10 +502,7 @@ class SipMediaService:
         self._every_object.add(call)
         port = None
         if with_port:
-            assert self._waker is not None
-            port = CallAudioPort(self._waker, frame_ms=self.options.frame_ms)
-            self._every_object.add(port)
-            port.create(f"out{id(call) & 0xFFFF}")
+            port = self._pj_take_port()
             call.port = port
         self._pj_calls.add(call)
         self._admitted.add(call)
