@@ -218,7 +218,7 @@ class Settings(BaseSettings):
     sip_frame_ms: int = Field(
         default=20,
         description="Audio handed between pjsip and the media layer per clock tick (RTP stays 20 ms); 40"
-        " wakes each process half as often (~20 % less CPU a call) for up to 20 ms later barge-in.",
+        " wakes each process half as often (a quarter less CPU a call) for up to 20-40 ms later barge-in.",
     )
     sip_rtp_timeout_s: float = Field(default=30.0, gt=0, description="Hang up after this long without RTP.")
     sip_strict_rtp: bool = Field(
