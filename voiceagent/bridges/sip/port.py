@@ -103,9 +103,11 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
     def __init__(
         self, waker: LoopWaker, target: TickTarget | None = None, *, frame_ms: int = FRAME_MS
     ) -> None:
-        super().__init__()
+        # Checked before the C++ object exists: a half-made one would be destroyed here, off the
+        # pjsip thread, and pjlib aborts the process for that.
         if frame_ms % FRAME_MS:
             raise ValueError(f"a port's tick must be a multiple of {FRAME_MS} ms, got {frame_ms}")
+        super().__init__()
         self.frame_ms = frame_ms
         self.frames_per_tick = frame_ms // FRAME_MS
         self._tick_bytes = FRAME_BYTES * self.frames_per_tick
