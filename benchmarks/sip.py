@@ -8,9 +8,10 @@ runs it: the caller is a trusted trunk), and one SIPp places the N calls through
 10 calls/s; each caller plays Debian's G.711 pcap (SIPp's uac_pcap audio) back to back for the
 whole call, and the edge's dispatcher spreads the calls over the processes. ``--direct`` skips the
 edge: one SIPp per process, each caller streaming the shipped 8 kHz question in a loop. It
-prints: failed calls, CPU per call (all media processes' CPU time / calls / seconds, in % of one
-core), the edge's CPU (all Kamailio processes), the whole machine's CPU use, and the
-jitter of the 20 ms clock ticks the media layer saw (p50/p99 of |gap - 20 ms|). The engine answers
+prints: media processes that died and were restarted (there should be none), failed calls, CPU
+per call (all media processes' CPU time / calls / seconds, in % of one core), the edge's CPU (all
+Kamailio processes), the whole machine's CPU use, and the jitter of the media layer's clock ticks
+(p50/p99 of |gap - tick|). The engine answers
 with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
 turn-taking), not a speech model's. ``--frame-ms 20,40`` measures each N with the media processes'
 ``sip_frame_ms`` at 20 and at 40 ms, one after the other in the same run. Needs sipp and kamailio;
@@ -187,6 +188,9 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_
             edge_s = group_cpu_s(edge_pid) - edge_before if edge_pid is not None else 0.0
             busy_after, total_after = _machine_busy_s()
             jitter = await _jitter(supervisor.control_urls)
+            # A media process that died (and was restarted) loses its calls, and its CPU is no
+            # longer counted: the run's figures are then suspect, so the table says so.
+            result["media_restarts"] = sum(int(str(s["restarts"])) for s in supervisor.status())
             if edge:
                 try:
                     uac = await run
@@ -255,14 +259,14 @@ def main() -> None:
     front = "SIPp -> media processes" if args.direct else "SIPp -> Kamailio edge -> media processes"
     print(f"{front}, {args.seconds:.0f} s with all calls up, {results[0]['machine_cores']} cores")
     print(
-        f"{'calls':>6} {'tick':>5} {'procs':>6} {'failed':>7} {'media CPU/call %':>17} {'edge CPU %':>11}"
-        f" {'machine busy %':>15} {'tick jitter p50/p99 ms':>23}"
+        f"{'calls':>6} {'tick':>5} {'procs':>6} {'restarts':>9} {'failed':>7} {'media CPU/call %':>17}"
+        f" {'edge CPU %':>11} {'machine busy %':>15} {'tick jitter p50/p99 ms':>23}"
     )
     for r in results:
         failed = r["failed"] if "failed" in r else f"{r['sipp_runs_failed']} runs"
         jitter = f"{r['tick_jitter_p50_ms']}/{r['tick_jitter_p99_ms_worst']}"
         print(
-            f"{r['calls']:>6} {r['frame_ms']:>5} {r['processes']:>6} {failed!s:>7}"
+            f"{r['calls']:>6} {r['frame_ms']:>5} {r['processes']:>6} {r['media_restarts']:>9} {failed!s:>7}"
             f" {r['cpu_per_call_pct']:>17} {r['edge_cpu_pct']:>11} {r['machine_busy_pct']:>15} {jitter:>23}"
         )
 
