@@ -164,11 +164,9 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (pjsua2's name)
         if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size != self._tick_bytes:
             return
-        if self.frames_per_tick == 1:
-            self.inbound.append(_SILENCE if self.muted else frame_bytes(frame))
-        elif self.muted:
+        if self.muted:
             self.inbound.extend([_SILENCE] * self.frames_per_tick)
-        else:
+        else:  # a whole-frame slice of bytes is the same object: a 20 ms tick is not copied
             data = frame_bytes(frame)
             self.inbound.extend(data[i : i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES))
         self.received_frames += self.frames_per_tick
