@@ -1,21 +1,22 @@
 """SIP media path under load: N concurrent SIPp calls with audio, through the Kamailio edge.
 
-    python benchmarks/sip.py [--calls 10,50,100] [--seconds 60] [--direct] [--frame-ms 20,40] [--json]
+    python benchmarks/sip.py [--calls 10,50,100] [--seconds 60] [--direct] [--frame-ms 20,40]
+                             [--endpoints 1,8] [--json]
 
-For each N it starts ceil(N/3) ``voiceagent sip-media --engine tone`` processes (the pjsua2 wheel
-holds at most 3 calls per process, docs/sip.md) behind the SIP edge (Kamailio, as a deployment
-runs it: the caller is a trusted trunk), and one SIPp places the N calls through the edge at
-10 calls/s; each caller plays Debian's G.711 pcap (SIPp's uac_pcap audio) back to back for the
-whole call, and the edge's dispatcher spreads the calls over the processes. ``--direct`` skips the
-edge: one SIPp per process, each caller streaming the shipped 8 kHz question in a loop. It
-prints: media processes that died and were restarted (there should be none), failed calls, CPU
-per call (all media processes' CPU time / calls / seconds, in % of one core), the edge's CPU (all
-Kamailio processes), the whole machine's CPU use, and the jitter of the media layer's clock ticks
-(p50/p99 of |gap - tick|). The engine answers
-with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
+For each N it starts ceil(N/(3E)) ``voiceagent sip-media --engine tone --endpoints E`` processes
+(a pjsua2 endpoint holds at most 3 calls, docs/sip.md; a process runs E of them, each on its own
+SIP port) behind the SIP edge (Kamailio, as a deployment runs it: the caller is a trusted trunk),
+and one SIPp places the N calls through the edge at 10 calls/s; each caller plays Debian's G.711
+pcap (SIPp's uac_pcap audio) back to back for the whole call, and the edge's dispatcher spreads
+the calls over the processes. ``--direct`` skips the edge: one SIPp per endpoint, each caller
+streaming the shipped 8 kHz question in a loop. It prints: media processes that died and were
+restarted (there should be none), failed calls, CPU per call (all media processes' CPU time /
+calls / seconds, in % of one core), the edge's CPU (all Kamailio processes), the whole machine's
+CPU use, and the jitter of the media layer's clock ticks (p50/p99 of |gap - tick|). The engine
+answers with a tone, so the figures are the media path's (pjsua2, the audio port, VAD, echo guard,
 turn-taking), not a speech model's. ``--frame-ms 20,40`` measures each N with the media processes'
-``sip_frame_ms`` at 20 and at 40 ms, one after the other in the same run. Needs sipp and kamailio;
-runs on Linux (reads /proc).
+``sip_frame_ms`` at 20 and at 40 ms, one after the other in the same run; ``--endpoints 1,8``
+likewise compares endpoints per process. Needs sipp and kamailio; runs on Linux (reads /proc).
 """
 
 from __future__ import annotations
@@ -124,11 +125,20 @@ async def _jitter(control_urls: list[str]) -> list[dict[str, float]]:
     return jitter
 
 
-async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_ms: int) -> dict[str, Any]:
-    processes = math.ceil(calls / PER_PROCESS)
+async def _measure(
+    calls: int, seconds: float, work: Path, *, edge: bool, frame_ms: int, endpoints: int = 1
+) -> dict[str, Any]:
+    processes = math.ceil(calls / (PER_PROCESS * endpoints))
     rtp_base = 30000
+    span = 40 * endpoints  # 40 RTP ports an endpoint
     specs = [
-        MediaProcessSpec(i, _free_port(), (rtp_base + i * 40, rtp_base + i * 40 + 39), _free_port())
+        MediaProcessSpec(
+            i,
+            free_port_block(endpoints, tcp=True),
+            (rtp_base + i * span, rtp_base + (i + 1) * span - 1),
+            _free_port(),
+            endpoints=endpoints,
+        )
         for i in range(processes)
     ]
     env = dict(
@@ -140,7 +150,8 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_
     ramp_s = calls / RATE_PER_S if edge else 1.0
     edge_pid: int | None = None
     result: dict[str, Any] = {
-        "calls": calls, "processes": processes, "seconds": seconds, "edge": edge, "frame_ms": frame_ms,
+        "calls": calls, "processes": processes, "endpoints": endpoints, "seconds": seconds, "edge": edge,
+        "frame_ms": frame_ms,
     }  # fmt: skip
     await supervisor.start()
     try:
@@ -160,7 +171,7 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_
                     port=_free_port(),
                     media=tuple(supervisor.sip_targets),
                     trusted=("127.0.0.1/32",),
-                    max_calls=PER_PROCESS * processes,
+                    max_calls=PER_PROCESS * endpoints * processes,
                 )
                 front = await stack.enter_async_context(SipEdge(config, health_interval_s=5.0))
                 await asyncio.sleep(2.0)  # the dispatcher's first OPTIONS round
@@ -172,10 +183,12 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_
                     )
                 )  # fmt: skip
             else:
-                shares = [min(PER_PROCESS, calls - i * PER_PROCESS) for i in range(processes)]
+                targets = len(supervisor.sip_targets)
+                shares = [min(PER_PROCESS, calls - i * PER_PROCESS) for i in range(targets)]
                 runs = [
                     asyncio.create_task(_sipp(target, scenario, share, ramp_s + seconds + 4.0))
                     for target, share in zip(supervisor.sip_targets, shares, strict=True)
+                    if share > 0
                 ]
             await asyncio.sleep(ramp_s + 2.0)
             cpu_before = sum(_cpu_s(pid) for pid in pids)
@@ -222,14 +235,22 @@ async def _measure(calls: int, seconds: float, work: Path, *, edge: bool, frame_
 
 
 async def main_async(
-    counts: list[int], seconds: float, *, edge: bool = True, frame_ms: tuple[int, ...] = (20,)
+    counts: list[int],
+    seconds: float,
+    *,
+    edge: bool = True,
+    frame_ms: tuple[int, ...] = (20,),
+    endpoints: tuple[int, ...] = (1,),
 ) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         clip = read_audio(ROOT / "examples" / "audio" / "opening-hours-8k.wav")
         (work / "caller.ulaw").write_bytes(ulaw_encode(float_to_pcm16(clip.samples)).tobytes())
         return [
-            await _measure(n, seconds, work, edge=edge, frame_ms=tick) for n in counts for tick in frame_ms
+            await _measure(n, seconds, work, edge=edge, frame_ms=tick, endpoints=e)
+            for n in counts
+            for tick in frame_ms
+            for e in endpoints
         ]
 
 
@@ -243,6 +264,9 @@ def main() -> None:
     parser.add_argument(
         "--frame-ms", default="20", help="Comma-separated sip_frame_ms values (20, 40) to compare."
     )
+    parser.add_argument(
+        "--endpoints", default="1", help="Comma-separated SIP endpoints per media process to compare."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for tool in ("sipp",) if args.direct else ("sipp", "kamailio"):
@@ -252,22 +276,28 @@ def main() -> None:
     ticks = tuple(int(t) for t in args.frame_ms.split(","))
     if any(t not in (20, 40) for t in ticks):
         sys.exit(f"--frame-ms takes 20 and/or 40, got {args.frame_ms}")
-    results = asyncio.run(main_async(counts, args.seconds, edge=not args.direct, frame_ms=ticks))
+    endpoints = tuple(int(e) for e in args.endpoints.split(","))
+    if any(not 1 <= e <= 32 for e in endpoints):
+        sys.exit(f"--endpoints takes 1..32, got {args.endpoints}")
+    results = asyncio.run(
+        main_async(counts, args.seconds, edge=not args.direct, frame_ms=ticks, endpoints=endpoints)
+    )
     if args.json:
         print(json.dumps(results, indent=2))
         return
     front = "SIPp -> media processes" if args.direct else "SIPp -> Kamailio edge -> media processes"
     print(f"{front}, {args.seconds:.0f} s with all calls up, {results[0]['machine_cores']} cores")
     print(
-        f"{'calls':>6} {'tick':>5} {'procs':>6} {'restarts':>9} {'failed':>7} {'media CPU/call %':>17}"
-        f" {'edge CPU %':>11} {'machine busy %':>15} {'tick jitter p50/p99 ms':>23}"
+        f"{'calls':>6} {'tick':>5} {'endpts':>6} {'procs':>6} {'restarts':>9} {'failed':>7}"
+        f" {'media CPU/call %':>17} {'edge CPU %':>11} {'machine busy %':>15} {'tick jitter p50/p99 ms':>23}"
     )
     for r in results:
         failed = r["failed"] if "failed" in r else f"{r['sipp_runs_failed']} runs"
         jitter = f"{r['tick_jitter_p50_ms']}/{r['tick_jitter_p99_ms_worst']}"
         print(
-            f"{r['calls']:>6} {r['frame_ms']:>5} {r['processes']:>6} {r['media_restarts']:>9} {failed!s:>7}"
-            f" {r['cpu_per_call_pct']:>17} {r['edge_cpu_pct']:>11} {r['machine_busy_pct']:>15} {jitter:>23}"
+            f"{r['calls']:>6} {r['frame_ms']:>5} {r['endpoints']:>6} {r['processes']:>6}"
+            f" {r['media_restarts']:>9} {failed!s:>7} {r['cpu_per_call_pct']:>17} {r['edge_cpu_pct']:>11}"
+            f" {r['machine_busy_pct']:>15} {jitter:>23}"
         )
 
 

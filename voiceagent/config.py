@@ -207,7 +207,14 @@ class Settings(BaseSettings):
     sip_rtp_ports: str = Field(default="20000-20999", description="RTP ports A-B, split between processes.")
     sip_processes: int = Field(default=1, ge=1, le=64, description="Media processes the supervisor runs.")
     sip_max_calls: int = Field(
-        default=3, ge=1, le=3, description="Calls per media process (the wheel caps pjsua at 4, one kept)."
+        default=3, ge=1, le=3, description="Calls per SIP endpoint (the wheel caps pjsua at 4, one kept)."
+    )
+    sip_endpoints: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="SIP endpoints (pjsua2 copies, 3 calls each) per media process, on consecutive SIP"
+        " ports; more share one loop and batch their calls' work.",
     )
     sip_allowed_sources: list[str] = Field(
         default_factory=lambda: ["127.0.0.1"], description="IPs/CIDRs SIP is accepted from (the edge)."

@@ -14,6 +14,7 @@ import numpy as np
 
 from voiceagent.audio import float_to_pcm16, read_audio
 from voiceagent.audio.g711 import ulaw_encode
+from voiceagent.bridges.sip.group import SipEndpointGroup
 from voiceagent.bridges.sip.options import SipMediaOptions, parse_networks
 from voiceagent.bridges.sip.service import SipMediaService
 from voiceagent.bridges.sip.trunks import SipTrunk
@@ -144,6 +145,39 @@ async def sip_service(
         yield service
     finally:
         await service.aclose()
+
+
+@contextlib.asynccontextmanager
+async def sip_group(
+    settings: Settings,
+    endpoints: int,
+    *,
+    max_calls: int = 3,
+    legs: list[Any] | None = None,
+    trunks: list[SipTrunk] | None = None,
+) -> AsyncIterator[SipEndpointGroup]:
+    """``endpoints`` started in-process SIP endpoints (one media process's worth) on free
+    consecutive SIP ports, answering with a tone."""
+    options = SipMediaOptions(
+        sip_port=free_port_block(endpoints, tcp=True),
+        rtp_ports=free_rtp_range(40 * endpoints),
+        max_calls=max_calls,
+        allowed=parse_networks(["127.0.0.1"]),
+    )
+    speech = ScriptedEngine([ScriptedReply("a tone", tone())], user_text="(caller)")
+    group = SipEndpointGroup(
+        speech,
+        settings,
+        options,
+        endpoints=endpoints,
+        trunks=trunks,
+        on_new_call=None if legs is None else legs.append,
+    )
+    await group.start()
+    try:
+        yield group
+    finally:
+        await group.aclose()
 
 
 async def wait_for(predicate: Any, timeout_s: float = 10.0) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -42,9 +43,9 @@ def test_frame_bytes_never_reads_past_the_vector() -> None:
 
 
 def _port(frame_ms: int) -> object:
-    from voiceagent.bridges.sip.port import CallAudioPort
+    from voiceagent.bridges.sip.binding import binding
 
-    port = CallAudioPort(LoopWaker(asyncio.new_event_loop()), frame_ms=frame_ms)
+    port = binding(0).AudioPort(LoopWaker(asyncio.new_event_loop()), frame_ms=frame_ms)
     # Never registered with a bridge and no Endpoint here: its C++ destructor must not run.
     port.thisown = False
     return port
@@ -87,10 +88,10 @@ def test_a_port_hands_the_media_layer_20_ms_frames_whatever_its_tick(frame_ms: i
 
 
 def test_a_port_tick_must_be_whole_media_frames() -> None:
-    from voiceagent.bridges.sip.port import CallAudioPort
+    from voiceagent.bridges.sip.binding import binding
 
     with pytest.raises(ValueError, match="multiple of 20"):
-        CallAudioPort(LoopWaker(asyncio.new_event_loop()), frame_ms=30)
+        binding(0).AudioPort(LoopWaker(asyncio.new_event_loop()), frame_ms=30)
 
 
 class _Leg:
@@ -204,3 +205,45 @@ def test_agent_frames_are_written_whole_and_each_frame_keeps_its_own_copy() -> N
     frame = pj.MediaFrame()
     writer.write(frame, odd)
     assert port.frame_bytes(frame) == odd
+
+
+async def test_a_paced_waker_ticks_calls_of_unrelated_clocks_in_one_run() -> None:
+    """Paced (several endpoints in a process): ports of different clocks only queue their calls;
+    the loop's own timer runs them all together, once per pace, and stops when no call asks."""
+    waker = LoopWaker(asyncio.get_running_loop(), pace_s=0.02)
+    log: list[str] = []
+    legs = [_Leg(str(n), log) for n in range(3)]
+
+    def clocks() -> None:  # three endpoints' clock threads, a few ms apart
+        for leg in legs:
+            waker.wake(leg)
+            time.sleep(0.004)
+
+    thread = threading.Thread(target=clocks)
+    thread.start()
+    thread.join()
+    await asyncio.sleep(0.05)
+    assert log[:6] == ["start 0", "start 1", "start 2", "next 0", "next 1", "next 2"]
+    assert len(log) == 6  # nothing ticked twice
+    runs = waker.wakeups
+    await asyncio.sleep(0.2)  # nobody asks any more: five empty runs, then the timer stops
+    assert waker.wakeups - runs <= 5
+    stopped = waker.wakeups
+    await asyncio.sleep(0.1)
+    assert waker.wakeups == stopped
+    waker.wake(legs[0])  # a call asks again: the timer restarts
+    await asyncio.sleep(0.01)
+    assert log[6:] == ["start 0"]
+    waker.close()
+    runs = waker.wakeups
+    await asyncio.sleep(0.1)
+    assert waker.wakeups == runs  # closed: no timer left behind
+
+
+def test_a_paced_waker_refuses_a_pace_outside_1_to_100_ms() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="1-100 ms"):
+            LoopWaker(loop, pace_s=0.5)
+    finally:
+        loop.close()

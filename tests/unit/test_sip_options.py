@@ -109,6 +109,18 @@ def test_processes_get_distinct_ports_and_even_rtp_shares() -> None:
         plan_processes(load_settings(sip_rtp_ports="20000-20010"), 8)
 
 
+def test_processes_of_several_endpoints_get_a_sip_port_per_endpoint() -> None:
+    settings = load_settings(sip_port=5070, sip_rtp_ports="20000-20999", sip_endpoints=4)
+    specs = plan_processes(settings, 2)
+    assert [s.sip_ports for s in specs] == [[5070, 5071, 5072, 5073], [5074, 5075, 5076, 5077]]
+    assert [s.control_port for s in specs] == [6070, 6071]  # one control endpoint a process
+    assert specs[0].rtp_ports[1] < specs[1].rtp_ports[0]
+    argv = specs[1].argv(max_calls=3, engine="tone")
+    assert argv[argv.index("--sip-port") + 1] == "5074"
+    assert argv[argv.index("--endpoints") + 1] == "4"
+    assert plan_processes(settings, 1, endpoints=2)[0].sip_ports == [5070, 5071]
+
+
 def test_addresses_parse_for_pinning() -> None:
     assert parse_address("1.2.3.4:5000") == ("1.2.3.4", 5000)
     assert parse_address("[::1]:5000") is None
@@ -129,3 +141,30 @@ def test_pinning_connects_the_socket_bound_to_that_port() -> None:
         peer.sendto(b"peer", ours.getsockname())
         assert ours.recv(100) == b"peer"  # the kernel dropped the stranger's datagram
         assert not pin_rtp_source(("127.0.0.1", 1), peer.getsockname())
+
+
+def test_a_port_range_splits_into_even_slices_with_room_for_calls() -> None:
+    from voiceagent.bridges.sip.options import split_port_range
+
+    assert split_port_range((20000, 20999), 4) == [
+        (20000, 20249),
+        (20250, 20499),
+        (20500, 20749),
+        (20750, 20999),
+    ]
+    assert all(first % 2 == 0 for first, _ in split_port_range((20000, 20999), 3))
+    with pytest.raises(ConfigError, match="too few"):
+        split_port_range((20000, 20009), 4)
+
+
+def test_endpoints_of_a_process_get_consecutive_sip_ports_and_their_own_rtp() -> None:
+    from voiceagent.bridges.sip.options import endpoint_options
+
+    options = SipMediaOptions(
+        sip_port=5070, rtp_ports=(20000, 20119), tls_port=5170, tls_cert="c", tls_key="k"
+    )
+    each = endpoint_options(options, 3)
+    assert [o.sip_port for o in each] == [5070, 5071, 5072]
+    assert [o.tls_port for o in each] == [5170, 5171, 5172]
+    assert [o.rtp_ports for o in each] == [(20000, 20039), (20040, 20079), (20080, 20119)]
+    assert {o.max_calls for o in each} == {options.max_calls}

@@ -17,8 +17,15 @@ __all__ = ["sip_edge", "sip_media", "sip_media_pool"]
 @click.option("--sip-port", type=click.IntRange(1, 65535), default=None, help="SIP port (default: sip_port).")
 @click.option("--rtp-port-range", default=None, help="RTP ports A-B (default: sip_rtp_ports).")
 @click.option(
-    "--max-calls", type=click.IntRange(1, 3), default=None, help="Calls at once (default: sip_max_calls)."
+    "--max-calls",
+    type=click.IntRange(1, 3),
+    default=None,
+    help="Calls at once per endpoint (default: sip_max_calls).",
 )
+@click.option(
+    "--endpoints", type=click.IntRange(1, 32), default=None,
+    help="SIP endpoints (3 calls each) on ports sip-port and up (default: sip_endpoints).",
+)  # fmt: skip
 @click.option("--allow", multiple=True, help="Also accept SIP from this IP/CIDR (repeatable).")
 @click.option("--control-port", type=click.IntRange(1, 65535), default=None, help="Local HTTP control port.")
 @click.option("--engine", type=click.Choice(["cascade", "tone"]), default="cascade", show_default=True)
@@ -30,6 +37,7 @@ def sip_media(
     sip_port: int | None,
     rtp_port_range: str | None,
     max_calls: int | None,
+    endpoints: int | None,
     allow: tuple[str, ...],
     control_port: int | None,
     engine: str,
@@ -44,6 +52,7 @@ def sip_media(
         sip_port=sip_port,
         rtp_ports=parse_port_range(rtp_port_range) if rtp_port_range else None,
         max_calls=max_calls,
+        endpoints=endpoints,
         allow=allow,
         control_port=control_port,
         engine="tone" if engine == "tone" else "cascade",
@@ -53,11 +62,17 @@ def sip_media(
 
 @click.command("sip-media-pool")
 @click.option("--processes", type=click.IntRange(1, 64), default=None, help="Default: sip_processes.")
+@click.option(
+    "--endpoints",
+    type=click.IntRange(1, 32),
+    default=None,
+    help="SIP endpoints per process (default: sip_endpoints).",
+)
 @click.option("--engine", type=click.Choice(["cascade", "tone"]), default="cascade", show_default=True)
 @click.pass_context
 @friendly_errors
-def sip_media_pool(ctx: click.Context, processes: int | None, engine: str) -> None:
-    """Run and supervise several SIP media processes (ports sip_port, sip_port+1, ...)."""
+def sip_media_pool(ctx: click.Context, processes: int | None, endpoints: int | None, engine: str) -> None:
+    """Run and supervise several SIP media processes (SIP ports sip_port and up, one per endpoint)."""
     import os
     import signal
 
@@ -73,7 +88,7 @@ def sip_media_pool(ctx: click.Context, processes: int | None, engine: str) -> No
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        specs = plan_processes(settings, processes or settings.sip_processes)
+        specs = plan_processes(settings, processes or settings.sip_processes, endpoints=endpoints)
         supervisor = SipMediaSupervisor(specs, max_calls=settings.sip_max_calls, engine=engine, env=env)
         await supervisor.start()
         click.echo("SIP media processes: " + " ".join(supervisor.sip_targets))

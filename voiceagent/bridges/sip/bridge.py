@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
-
 from voiceagent.bridges.sip.pjcall import PjCall
 from voiceagent.errors import SipError
 
@@ -44,7 +42,7 @@ class TransferBridge:
         call.listener = self
         leg.bridge = self
         try:
-            await service.thread.run(lambda: call.makeCall(self.target, pj.CallOpParam(True)))
+            await service.thread.run(lambda: call.makeCall(self.target, service.pj.CallOpParam(True)))
         except SipError:
             call.listener = None
             await service.thread.run(lambda: service._pj_forget(call))

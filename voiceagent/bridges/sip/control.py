@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from voiceagent.bridges.sip.group import SipEndpointGroup
 from voiceagent.bridges.sip.service import SipMediaService
 from voiceagent.errors import SipError
 
@@ -42,8 +43,9 @@ def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     return value
 
 
-def control_app(service: SipMediaService) -> Starlette:
-    """Routes over one :class:`SipMediaService`; SipError becomes 400 (404 for an unknown call)."""
+def control_app(service: SipMediaService | SipEndpointGroup) -> Starlette:
+    """Routes over one :class:`SipMediaService` or a process's :class:`SipEndpointGroup`;
+    SipError becomes 400 (404 for an unknown call)."""
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(service.stats())

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
 
+from voiceagent.bridges.sip.binding import PjBinding, binding
 from voiceagent.bridges.sip.options import PJSUA_MAX_CALLS, SipMediaOptions
 from voiceagent.errors import SipError
 
@@ -50,8 +51,9 @@ FRAME_MS = 20
 
 _CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
 
-# The thread that owns the process's one Endpoint while it runs (pjsua is a singleton).
-_owner: PjsipThread | None = None
+# The thread that owns each pjsua2 copy's one Endpoint while it runs (pjsua is a singleton per
+# copy, binding.py), by copy index.
+_owners: dict[int, PjsipThread] = {}
 
 
 def destroy_on_pjsip_thread(obj: object) -> None:
@@ -64,7 +66,7 @@ def destroy_on_pjsip_thread(obj: object) -> None:
     (``pj_thread_this``) or raced the pjsip thread. Python finalizes an object once, so the
     resurrected object is simply freed when the pjsip thread lets it go.
     """
-    owner = _owner
+    owner = _owners.get(getattr(type(obj), "binding_index", 0))
     if owner is not None and owner._thread.is_alive() and threading.current_thread() is not owner._thread:
         owner._graveyard.put(obj)
 
@@ -79,8 +81,11 @@ class PjsipThread:
         setup: Callable[[pj.Endpoint], None],
         teardown: Callable[[], None],
         housekeeping: Callable[[], None] | None = None,
+        pjsua: PjBinding | None = None,
     ) -> None:
         self.options = options
+        self.binding = pjsua or binding(0)
+        self.pj: Any = self.binding.pj  # the pjsua2 copy this thread's Endpoint comes from
         self.endpoint: pj.Endpoint | None = None
         self._setup = setup
         self._teardown = teardown
@@ -146,7 +151,7 @@ class PjsipThread:
         """Await ``fn`` run on the pjsip thread; pjsua2's errors come back as SipError."""
         try:
             return await asyncio.wrap_future(self.submit(fn))
-        except pj.Error as exc:
+        except self.pj.Error as exc:
             raise SipError(f"{exc.title}: {exc.reason} ({exc.status})") from exc
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -166,12 +171,11 @@ class PjsipThread:
     # ---- the thread ----------------------------------------------------------------------------
 
     def _main(self) -> None:
-        global _owner
-        ep = pj.Endpoint()
+        ep = self.pj.Endpoint()
         try:
             ep.libCreate()
             self.endpoint = ep
-            _owner = self
+            _owners[self.binding.index] = self
             self._init(ep)
             self._setup(ep)
         except BaseException as exc:  # pj.Error or ours: reported to start(), never swallowed
@@ -196,6 +200,7 @@ class PjsipThread:
 
     def _init(self, ep: pj.Endpoint) -> None:
         opt = self.options
+        pj = self.pj
         cfg = pj.EpConfig()
         cfg.uaConfig.maxCalls = PJSUA_MAX_CALLS
         cfg.uaConfig.threadCnt = 0
@@ -277,7 +282,7 @@ class PjsipThread:
 
     def _shutdown(self, ep: pj.Endpoint) -> None:
         self._run_work()
-        with contextlib.suppress(pj.Error):
+        with contextlib.suppress(self.pj.Error):
             ep.hangupAllCalls()
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
@@ -289,12 +294,11 @@ class PjsipThread:
         self._destroy(ep)
 
     def _destroy(self, ep: pj.Endpoint) -> None:
-        global _owner
         self._bury()
-        if _owner is self:
-            _owner = None
+        if _owners.get(self.binding.index) is self:
+            del _owners[self.binding.index]
         try:
             ep.libDestroy()
-        except pj.Error:
+        except self.pj.Error:
             logger.exception("libDestroy failed")
         self.endpoint = None

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
 from voiceagent.config import Settings
 from voiceagent.errors import ConfigError
 
-__all__ = ["PJSUA_MAX_CALLS", "SipMediaOptions", "parse_networks", "parse_port_range", "source_allowed"]
+__all__ = [
+    "PJSUA_MAX_CALLS",
+    "SipMediaOptions",
+    "endpoint_options",
+    "parse_networks",
+    "parse_port_range",
+    "source_allowed",
+    "split_port_range",
+]
 
 # The pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4 and pjsua silently clamps
 # uaConfig.maxCalls to it (docs/sip.md, "maxCalls root cause"). One slot is kept free so that a
@@ -27,6 +36,16 @@ def parse_port_range(text: str) -> tuple[int, int]:
     if not 1024 <= first < last <= 65535 or last - first < 3:
         raise ConfigError(f"RTP port range {text!r} must be 1024 <= A < B <= 65535 with room for a call")
     return first, last
+
+
+def split_port_range(ports: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """``count`` equal slices of an RTP port range, each starting on an even port (RTP is even,
+    its RTCP the odd port above); raises ConfigError if a slice has no room for a call."""
+    first, last = ports
+    share = ((last - first + 1) // count) & ~1
+    if share < 4:
+        raise ConfigError(f"RTP ports {first}-{last} are too few for {count} slices")
+    return [(first + i * share, first + (i + 1) * share - 1) for i in range(count)]
 
 
 def parse_networks(sources: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
@@ -112,3 +131,18 @@ class SipMediaOptions:
             tls_key=str(settings.sip_tls_key) if settings.sip_tls_key else None,
             outbound_proxy=settings.sip_outbound_proxy,
         )
+
+
+def endpoint_options(options: SipMediaOptions, endpoints: int) -> list[SipMediaOptions]:
+    """The options of each of ``endpoints`` endpoints: SIP ports ``sip_port`` and up (and TLS
+    ports likewise), the RTP range split evenly; raises ConfigError if it is too small."""
+    ranges = split_port_range(options.rtp_ports, endpoints)
+    return [
+        dataclasses.replace(
+            options,
+            sip_port=options.sip_port + i,
+            rtp_ports=ranges[i],
+            tls_port=None if options.tls_port is None else options.tls_port + i,
+        )
+        for i in range(endpoints)
+    ]

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
 
@@ -47,9 +47,16 @@ _MEDIA = {
 }
 
 
-def reason_header(code: int, text: str) -> pj.SipHeader:
-    """``Reason: SIP;cause=<code>;text="<text>"`` (RFC 3326)."""
-    header = pj.SipHeader()
+# The classes below are mixins: :func:`voiceagent.bridges.sip.binding.binding` builds the real
+# classes on the pjsua2 copy of each endpoint (``class PjCall(mixin, copy.Call)``), sets ``pj``
+# to that copy's module, and everything made or caught in them comes from ``self.pj``. Constants
+# (``pj.PJSIP_*``) are the same numbers in every copy, so they are read from the ordinary import.
+_SwigBase: Any = object
+
+
+def reason_header(module: Any, code: int, text: str) -> Any:
+    """``Reason: SIP;cause=<code>;text="<text>"`` (RFC 3326), a ``SipHeader`` of ``module``."""
+    header = module.SipHeader()
     header.hName = "Reason"
     header.hValue = f'SIP;cause={code};text="{text}"'
     return header
@@ -91,12 +98,14 @@ class RegistrationStatus:
     failures: int = 0
 
 
-class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
+class PjCall(_SwigBase):  # type: ignore[misc]  # pjsua2 has no type information
     """One SIP dialog with its audio port; the listener is attached once the loop side exists."""
+
+    pj: Any  # this class's pjsua2 copy (set by binding())
 
     def __init__(
         self,
-        account: pj.Account,
+        account: Any,
         loop: asyncio.AbstractEventLoop,
         call_id: int = pj.PJSUA_INVALID_ID,
         *,
@@ -190,7 +199,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
                 self.peer_rtp = str(self.getStreamInfo(0).remoteRtpAddress)
                 self._pin(str(self.getMedTransportInfo(0).localRtpName), self.peer_rtp)
             source = str(self.getMedTransportInfo(0).srcRtpName)
-        except pj.Error:
+        except self.pj.Error:
             return
         if not source or source.startswith("0.0.0.0") or self.peer_rtp.startswith("0.0.0.0"):
             return
@@ -214,7 +223,7 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
             return
         try:
             stat = self.getStreamStat(0)
-        except pj.Error:
+        except self.pj.Error:
             return
         packets = int(stat.rtcp.rxStat.pkt)
         if packets == self.rx_packets:
@@ -223,8 +232,10 @@ class PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 has no type information
             self.rx_packets, self.rx_idle_s = packets, 0.0
 
 
-class ServiceAccount(pj.Account):  # type: ignore[misc]
-    """The local account every INVITE to this process lands on; ``on_invite`` decides."""
+class ServiceAccount(_SwigBase):  # type: ignore[misc]
+    """The local account every INVITE to this endpoint lands on; ``on_invite`` decides."""
+
+    pj: Any
 
     def __init__(self, on_invite: Callable[[pj.OnIncomingCallParam], None]) -> None:
         super().__init__()
@@ -234,8 +245,10 @@ class ServiceAccount(pj.Account):  # type: ignore[misc]
         self._on_invite(prm)
 
 
-class TrunkAccount(pj.Account):  # type: ignore[misc]
+class TrunkAccount(_SwigBase):  # type: ignore[misc]
     """A registering trunk; pjsua re-registers before expiry and retries after failures."""
+
+    pj: Any
 
     def __init__(
         self,

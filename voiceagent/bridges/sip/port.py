@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import deque
+from typing import Any
 
 import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without type information
 
@@ -77,9 +78,10 @@ class AgentFrameWriter:
     overwritten in place: building a ByteVector from ``bytes`` converts element by element (~17 µs
     a frame)."""
 
-    def __init__(self, size: int = FRAME_BYTES) -> None:
+    def __init__(self, size: int = FRAME_BYTES, *, module: Any = pj) -> None:
         self.size = size
-        self._vector = pj.ByteVector(bytes(size))
+        self._module = module  # the pjsua2 copy whose frames this writes (binding.py)
+        self._vector = module.ByteVector(bytes(size))
         self._start = _vector_start(self._vector) if _FAST_COPY else None
         self.fast = self._start is not None
 
@@ -90,15 +92,23 @@ class AgentFrameWriter:
             ctypes.memmove(start, data, self.size)
             frame.buf = self._vector  # copied into the frame's own vector (std::vector's =)
         else:
-            frame.buf = pj.ByteVector(data)
+            frame.buf = self._module.ByteVector(data)
         frame.size = len(data)
 
 
-class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no type information
+# A mixin, like the classes of pjcall.py: binding() builds the port class on each pjsua2 copy.
+_SwigBase: Any = object
+
+
+class CallAudioPort(_SwigBase):  # type: ignore[misc]  # pjsua2 has no type information
     """16 kHz mono PCM16 in ``frame_ms`` ticks (20 or 40; the bridge's ``audioFramePtime``);
     ``target`` (the call's loop side, set once it exists) is ticked on the loop once per clock
     tick, through the process's :class:`LoopWaker`. ``inbound`` holds 20 ms caller frames,
-    ``outbound`` whole ticks of agent audio (``frames_per_tick`` frames joined)."""
+    ``outbound`` whole ticks of agent audio (``frames_per_tick`` frames joined).
+
+    Made as ``binding(n).AudioPort(...)``, on the pjsua2 copy of the endpoint it serves."""
+
+    pj: Any  # this class's pjsua2 copy (set by binding())
 
     def __init__(
         self, waker: LoopWaker, target: TickTarget | None = None, *, frame_ms: int = FRAME_MS
@@ -119,14 +129,14 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 has no t
         self._waker = waker
         self.target = target
         self._closed = False
-        self._writer = AgentFrameWriter(self._tick_bytes)
+        self._writer = AgentFrameWriter(self._tick_bytes, module=self.pj)
         # Strict RTP: set (on the pjsip thread) while the latest RTP comes from someone other than
         # the negotiated peer; what arrives meanwhile is not handed to the media layer.
         self.muted = False
 
     def create(self, name: str) -> None:
         """Register with the conference bridge (pjsip thread)."""
-        fmt = pj.MediaFormatAudio()
+        fmt = self.pj.MediaFormatAudio()
         fmt.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, self.frame_ms * 1000, 16)
         self.createPort(name, fmt)
 

@@ -1,4 +1,4 @@
-"""One SIP media process: pjsua2 endpoint + agent engine + call log + local control endpoint.
+"""One SIP media process: pjsua2 endpoints + agent engine + call log + local control endpoint.
 
 What ``voiceagent sip-media`` runs (docs/sip.md has the interface the SIP edge relies on).
 """
@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 import uvicorn
 
+from voiceagent.bridges.sip.group import SipEndpointGroup
 from voiceagent.bridges.sip.options import SipMediaOptions
-from voiceagent.bridges.sip.service import SipMediaService
 from voiceagent.bridges.sip.trunks import load_trunks
 from voiceagent.calllog import open_call_log
 from voiceagent.config import Settings
@@ -40,9 +40,15 @@ def tone_engine() -> SpeechEngine:
 
 @contextlib.asynccontextmanager
 async def media_service(
-    settings: Settings, options: SipMediaOptions, *, engine: EngineChoice = "cascade", call_log: bool = True
-) -> AsyncIterator[SipMediaService]:
-    """A started :class:`SipMediaService` on the agent of ``settings``; closed on exit."""
+    settings: Settings,
+    options: SipMediaOptions,
+    *,
+    engine: EngineChoice = "cascade",
+    call_log: bool = True,
+    endpoints: int = 1,
+) -> AsyncIterator[SipEndpointGroup]:
+    """``endpoints`` started SIP endpoints (SIP ports from ``options.sip_port``) answering with
+    the agent of ``settings``; closed on exit."""
     from voiceagent.agents import builtin_agent_path, load_agent
 
     agent = load_agent(settings.agent_path or builtin_agent_path())
@@ -58,10 +64,11 @@ async def media_service(
         speech = tone_engine()
     try:
         async with open_call_log(settings, enabled=call_log) as writer:
-            service = SipMediaService(
+            service = SipEndpointGroup(
                 speech,
                 settings,
                 options,
+                endpoints=endpoints,
                 barge_in=agent.barge_in,
                 call_log=writer,
                 trunks=load_trunks(settings),
@@ -88,8 +95,10 @@ def run(
     control_port: int | None = None,
     engine: EngineChoice = "cascade",
     call_log: bool = True,
+    endpoints: int | None = None,
 ) -> None:
-    """Serve SIP calls until SIGTERM or SIGINT."""
+    """Serve SIP calls until SIGTERM or SIGINT on ``endpoints`` SIP endpoints (default
+    ``sip_endpoints``), SIP ports ``sip_port`` and up."""
     options = SipMediaOptions.from_settings(
         settings, sip_port=sip_port, rtp_ports=rtp_ports, max_calls=max_calls, allow=allow
     )
@@ -99,8 +108,12 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with media_service(settings, options, engine=engine, call_log=call_log) as service:
-            print(f"sip-media ready sip={options.bind_host}:{options.sip_port}", flush=True)
+        count = endpoints or settings.sip_endpoints
+        async with media_service(
+            settings, options, engine=engine, call_log=call_log, endpoints=count
+        ) as service:
+            ports = ",".join(str(port) for port in service.sip_ports)
+            print(f"sip-media ready sip={options.bind_host}:{ports}", flush=True)
             server: uvicorn.Server | None = None
             serving: asyncio.Task[None] | None = None
             if control_port is not None:

@@ -18,6 +18,7 @@ import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without typ
 
 from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.audio import SAMPLE_RATE, SileroVad
+from voiceagent.bridges.sip.binding import PjBinding, binding
 from voiceagent.bridges.sip.endpoint import PjsipThread
 from voiceagent.bridges.sip.leg import CallDetails, SipCallLeg, sip_number
 from voiceagent.bridges.sip.options import SipMediaOptions, source_allowed
@@ -40,7 +41,7 @@ from voiceagent.errors import SipError
 from voiceagent.media.session import CallSession
 from voiceagent.store.writer import CallLogWriter
 
-__all__ = ["SipMediaService"]
+__all__ = ["SipMediaService", "tick_jitter"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,19 @@ class SipMediaService:
         trunks: list[SipTrunk] | None = None,
         on_new_call: Callable[[SipCallLeg], None] | None = None,
         agent_engines: Mapping[str, SpeechEngine] | None = None,
+        pjsua: PjBinding | None = None,
+        waker: LoopWaker | None = None,
+        register_trunks: bool = True,
     ) -> None:
         self.engine = engine
+        # The pjsua2 copy this endpoint runs on (several endpoints share a process, binding.py),
+        # and the waker that ticks its calls (shared by the process's endpoints, waker.py).
+        self._binding = pjsua or binding(0)
+        self.pj: Any = self._binding.pj
+        self._shared_waker = waker
+        # False on all but one endpoint of a process: their trunk accounts carry the credentials
+        # for outbound calls but do not register (one registration per trunk, group.py).
+        self._register_trunks = register_trunks
         # A called number routed to an agent with an engine of its own answers with it; any other
         # call (and an agent named but not loaded here) gets ``engine``.
         self.agent_engines = dict(agent_engines or {})
@@ -110,9 +122,13 @@ class SipMediaService:
     async def start(self) -> None:
         """Start pjsua2 and listen; raises SipError (port taken, bad address...)."""
         self._loop = asyncio.get_running_loop()
-        self._waker = LoopWaker(self._loop)
+        self._waker = self._shared_waker or LoopWaker(self._loop)
         self._thread = PjsipThread(
-            self.options, setup=self._pj_setup, teardown=self._pj_teardown, housekeeping=self._pj_housekeeping
+            self.options,
+            setup=self._pj_setup,
+            teardown=self._pj_teardown,
+            housekeeping=self._pj_housekeeping,
+            pjsua=self._binding,
         )
         await asyncio.to_thread(self._thread.start)
         self._thread.register_current_thread("asyncio")
@@ -148,7 +164,7 @@ class SipMediaService:
             "sip_port": self.options.sip_port,
             "refused": dict(self.refused),
             "registrations": {name: vars(status) for name, status in self.registrations.items()},
-            "tick_jitter_ms": self._tick_jitter(),
+            "tick_jitter_ms": tick_jitter(list(self._legs.values()), self.options.frame_ms),
             "vad_windows": self._vad_windows(),
             # Audio ports are recycled, not destroyed (CallAudioPort.reuse): "created" stays at
             # the most calls the process had at once.
@@ -162,26 +178,14 @@ class SipMediaService:
             return {}
         return {"model": waker.model_windows, "batched": waker.batched_windows}
 
-    def _tick_jitter(self) -> dict[str, float]:
-        """How far the live calls' clock ticks strayed from ``frame_ms``, as the loop saw them (p50, p99)."""
-        tick_ms = float(self.options.frame_ms)
-        gaps = sorted(abs(gap - tick_ms) for leg in self._legs.values() for gap in leg.tick_gaps_ms)
-        if not gaps:
-            return {}
-        return {
-            "p50": round(gaps[len(gaps) // 2], 2),
-            "p99": round(gaps[int(len(gaps) * 0.99)], 2),
-            "n": len(gaps),
-        }
-
     # ---- pjsip thread: setup, INVITEs, housekeeping -------------------------------------------
 
     def _pj_setup(self, ep: pj.Endpoint) -> None:
         opt = self.options
-        cfg = pj.AccountConfig()
+        cfg = self.pj.AccountConfig()
         cfg.idUri = f"sip:agent@{opt.public_host or opt.bind_host}:{opt.sip_port}"
         self._media_config(cfg)
-        self._account = ServiceAccount(self._pj_on_invite)
+        self._account = self._binding.ServiceAccount(self._pj_on_invite)
         self._account.create(cfg, True)
         for trunk in self.trunks.values():
             if trunk.registers:
@@ -200,6 +204,7 @@ class SipMediaService:
 
     def _pj_add_trunk(self, trunk: SipTrunk) -> None:
         assert self._loop is not None
+        pj = self.pj
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:{trunk.username}@{trunk.host}"
         cfg.regConfig.registrarUri = trunk.uri
@@ -207,12 +212,14 @@ class SipMediaService:
         cfg.regConfig.retryIntervalSec = trunk.retry_s
         cfg.regConfig.firstRetryIntervalSec = trunk.retry_s
         cfg.regConfig.randomRetryIntervalSec = max(1, trunk.retry_s // 3)  # spread retries of many trunks
+        cfg.regConfig.registerOnAdd = self._register_trunks
         cred = pj.AuthCredInfo("digest", trunk.realm, trunk.username or "", 0, trunk.password or "")
         cfg.sipConfig.authCreds.append(cred)
         self._media_config(cfg)
         status = RegistrationStatus(trunk=trunk.name)
-        self.registrations[trunk.name] = status
-        account = TrunkAccount(status, self._loop, self._on_registration, self._pj_on_invite)
+        if self._register_trunks:
+            self.registrations[trunk.name] = status
+        account = self._binding.TrunkAccount(status, self._loop, self._on_registration, self._pj_on_invite)
         account.create(cfg, True)
         self._trunk_accounts[trunk.name] = account
 
@@ -258,11 +265,11 @@ class SipMediaService:
         self._thread.submit(drop)
 
     def _pj_refuse(self, call: PjCall, code: int, text: str, *, retry: bool = False) -> None:
-        op = pj.CallOpParam()
+        op = self.pj.CallOpParam()
         op.statusCode = code
-        op.txOption.headers.append(reason_header(code, text))
+        op.txOption.headers.append(reason_header(self.pj, code, text))
         if retry:
-            header = pj.SipHeader()
+            header = self.pj.SipHeader()
             header.hName, header.hValue = "Retry-After", str(_RETRY_AFTER_S)
             op.txOption.headers.append(header)
         call.answer(op)
@@ -277,7 +284,7 @@ class SipMediaService:
         assert self._loop is not None
         rdata = prm.rdata
         source = str(rdata.srcAddress)
-        call = PjCall(self._account, self._loop, prm.callId, on_gone=self._pj_gone)
+        call = self._binding.Call(self._account, self._loop, prm.callId, on_gone=self._pj_gone)
         self._every_object.add(call)
         self._pj_calls.add(call)
         if not source_allowed(source, self.options.allowed):
@@ -301,7 +308,7 @@ class SipMediaService:
         port = self._pj_take_port()
         call.port = port
         self._admitted.add(call)
-        op = pj.CallOpParam()
+        op = self.pj.CallOpParam()
         op.statusCode = 180
         call.answer(op)
         self._loop.call_soon_threadsafe(self._on_invite, call, port, invite)
@@ -309,10 +316,10 @@ class SipMediaService:
     def _pj_answer(self, call: PjCall, code: int, text: str = "") -> None:
         if not call.isActive():
             raise SipError("the caller hung up before we answered")
-        op = pj.CallOpParam()
+        op = self.pj.CallOpParam()
         op.statusCode = code
         if code >= 300:
-            op.txOption.headers.append(reason_header(code, text))
+            op.txOption.headers.append(reason_header(self.pj, code, text))
         call.answer(op)
 
     def _pj_refuse_if_active(self, call: PjCall, code: int, text: str) -> None:
@@ -322,10 +329,10 @@ class SipMediaService:
     def _pj_hangup(self, call: PjCall, code: int, text: str) -> None:
         if not call.isActive():
             return
-        op = pj.CallOpParam()
+        op = self.pj.CallOpParam()
         op.statusCode = code
         op.reason = text
-        op.txOption.headers.append(reason_header(code, text))
+        op.txOption.headers.append(reason_header(self.pj, code, text))
         call.hangup(op)
 
     # ---- loop: answering -----------------------------------------------------------------------
@@ -432,11 +439,11 @@ class SipMediaService:
     def _pj_take_port(self) -> CallAudioPort:
         """An audio port for a new call: one a finished call left, or a new one (pjsip thread)."""
         if self._free_ports:
-            port = self._free_ports.pop()
-            port.reuse()
-            return port
+            free = self._free_ports.pop()
+            free.reuse()
+            return free
         assert self._waker is not None
-        port = CallAudioPort(self._waker, frame_ms=self.options.frame_ms)
+        port: CallAudioPort = self._binding.AudioPort(self._waker, frame_ms=self.options.frame_ms)
         self._every_object.add(port)
         self._ports_created += 1
         port.create(f"agent{self._ports_created}")
@@ -480,7 +487,7 @@ class SipMediaService:
         try:
             session = await self._open_session(leg)
             leg.on_confirmed = lambda: self._spawn(leg.start(session), f"{leg.call_id}:start")
-            await self.thread.run(lambda: call.makeCall(uri, pj.CallOpParam(True)))
+            await self.thread.run(lambda: call.makeCall(uri, self.pj.CallOpParam(True)))
         except BaseException:
             self._legs.pop(leg.call_id, None)
             await leg.aclose("setup_failed")
@@ -498,7 +505,7 @@ class SipMediaService:
         if len(self._admitted) >= self.options.max_calls:
             raise SipError(f"all {self.options.max_calls} call slots of this media process are in use")
         account = self._trunk_accounts.get(trunk, self._account) if trunk is not None else self._account
-        call = PjCall(account, self._loop, on_gone=self._pj_gone)
+        call = self._binding.Call(account, self._loop, on_gone=self._pj_gone)
         self._every_object.add(call)
         port = None
         if with_port:
@@ -535,7 +542,7 @@ class SipMediaService:
         if method not in ("rfc4733", "info"):
             raise SipError(f"DTMF method is rfc4733 or info, got {method!r}")
         call = self._leg(call_id).pj_call
-        param = pj.CallSendDtmfParam()
+        param = self.pj.CallSendDtmfParam()
         param.digits = digits
         param.method = pj.PJSUA_DTMF_METHOD_RFC2833 if method == "rfc4733" else pj.PJSUA_DTMF_METHOD_SIP_INFO
         await self.thread.run(lambda: call.sendDtmf(param))
@@ -552,7 +559,7 @@ class SipMediaService:
         call = leg.pj_call
         leg.on_transfer_final = lambda code, reason: self._on_transfer_final(leg, to, code)
         try:
-            await self.thread.run(lambda: call.xfer(to, pj.CallOpParam(True)))
+            await self.thread.run(lambda: call.xfer(to, self.pj.CallOpParam(True)))
         except SipError as exc:
             logger.info("REFER failed (%s): bridging instead", exc, extra={"call_id": call_id})
             await self._bridge_transfer(leg, to)
@@ -577,6 +584,18 @@ class SipMediaService:
         if self._thread is None:
             raise SipError("the SIP media service is not started")
         return self._thread
+
+
+def tick_jitter(legs: list[SipCallLeg], frame_ms: int) -> dict[str, float]:
+    """How far the calls' clock ticks strayed from ``frame_ms``, as the loop saw them (p50, p99)."""
+    gaps = sorted(abs(gap - frame_ms) for leg in legs for gap in leg.tick_gaps_ms)
+    if not gaps:
+        return {}
+    return {
+        "p50": round(gaps[len(gaps) // 2], 2),
+        "p99": round(gaps[int(len(gaps) * 0.99)], 2),
+        "n": len(gaps),
+    }
 
 
 def _header(message: str, name: str) -> str | None:

@@ -1,8 +1,9 @@
 """SipMediaSupervisor: K media processes on K SIP ports, each restarted when it dies.
 
-One pjsua2 process holds at most 3 calls (the wheel's PJSUA_MAX_CALLS is 4, docs/sip.md), so
-capacity comes from processes: the SIP edge's dispatcher spreads INVITEs over
-``sip:bind_host:port`` of each (see :attr:`SipMediaSupervisor.sip_targets`).
+One pjsua2 endpoint holds at most 3 calls (the wheel's PJSUA_MAX_CALLS is 4, docs/sip.md); a
+process runs ``sip_endpoints`` of them (group.py), and capacity comes from processes: the SIP
+edge's dispatcher spreads INVITEs over ``sip:bind_host:port`` of every endpoint (see
+:attr:`SipMediaSupervisor.sip_targets`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from voiceagent.bridges.sip.options import parse_port_range
+from voiceagent.bridges.sip.options import parse_port_range, split_port_range
 from voiceagent.config import Settings
-from voiceagent.errors import ConfigError
 
 __all__ = ["MediaProcessSpec", "SipMediaSupervisor", "plan_processes"]
 
@@ -34,6 +34,11 @@ class MediaProcessSpec:
     sip_port: int
     rtp_ports: tuple[int, int]
     control_port: int
+    endpoints: int = 1  # SIP endpoints in the process, on ports sip_port, sip_port + 1, ...
+
+    @property
+    def sip_ports(self) -> list[int]:
+        return [self.sip_port + i for i in range(self.endpoints)]
 
     def argv(
         self, *, max_calls: int, engine: str, extra: tuple[str, ...] = (), call_log: bool = True
@@ -44,23 +49,29 @@ class MediaProcessSpec:
             "--rtp-port-range", f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
             "--max-calls", str(max_calls),
             "--control-port", str(self.control_port),
+            "--endpoints", str(self.endpoints),
             "--engine", engine,
             *(() if call_log else ("--no-log",)),
         ]  # fmt: skip
 
 
 def plan_processes(
-    settings: Settings, count: int, *, control_base: int | None = None
+    settings: Settings, count: int, *, control_base: int | None = None, endpoints: int | None = None
 ) -> list[MediaProcessSpec]:
-    """Ports for ``count`` processes: SIP ports from ``sip_port`` up, the RTP range split evenly,
-    control ports from ``control_base`` (default: sip_port + 1000)."""
-    first, last = parse_port_range(settings.sip_rtp_ports)
-    share = ((last - first + 1) // count) & ~1  # RTP ports are even, RTCP the odd one above
-    if share < 4:
-        raise ConfigError(f"sip_rtp_ports {settings.sip_rtp_ports} is too small for {count} processes")
+    """Ports for ``count`` processes of ``endpoints`` SIP endpoints each (default
+    ``sip_endpoints``): SIP ports from ``sip_port`` up, one per endpoint, the RTP range split
+    evenly, control ports from ``control_base`` (default: sip_port + 1000), one per process."""
+    endpoints = endpoints or settings.sip_endpoints
+    ranges = split_port_range(parse_port_range(settings.sip_rtp_ports), count * endpoints)
     base = control_base or settings.sip_port + 1000
     return [
-        MediaProcessSpec(i, settings.sip_port + i, (first + i * share, first + (i + 1) * share - 1), base + i)
+        MediaProcessSpec(
+            i,
+            settings.sip_port + i * endpoints,
+            (ranges[i * endpoints][0], ranges[(i + 1) * endpoints - 1][1]),
+            base + i,
+            endpoints=endpoints,
+        )
         for i in range(count)
     ]
 
@@ -99,7 +110,7 @@ class SipMediaSupervisor:
 
     @property
     def sip_targets(self) -> list[str]:
-        return [f"127.0.0.1:{c.spec.sip_port}" for c in self._children]
+        return [f"127.0.0.1:{port}" for c in self._children for port in c.spec.sip_ports]
 
     @property
     def control_urls(self) -> list[str]:

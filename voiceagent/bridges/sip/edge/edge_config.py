@@ -106,13 +106,15 @@ class EdgeConfig:
 
         Trunks come from ``sip_trunks``: registering ones become ``uac`` registrations, the source
         addresses of IP-authenticated ones are exempt from pike. Without ``sip_edge_media`` the edge
-        dispatches to the media processes ``voiceagent sip-media`` runs (``sip_port`` + i).
+        dispatches to the SIP endpoints of the media processes ``voiceagent sip-media-pool`` runs
+        (``sip_port`` + i for each of sip_processes × sip_endpoints).
         """
         from voiceagent.bridges.sip.trunks import load_trunks  # no pjsua2 import behind it
 
         trunks = load_trunks(settings)
         media = tuple(settings.sip_edge_media) or tuple(
-            f"{settings.sip_bind_host}:{settings.sip_port + i}" for i in range(settings.sip_processes)
+            f"{settings.sip_bind_host}:{settings.sip_port + i}"
+            for i in range(settings.sip_processes * settings.sip_endpoints)
         )
         registrations = tuple(
             Registration(
