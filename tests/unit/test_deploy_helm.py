@@ -305,8 +305,15 @@ def test_sip_media_processes_are_off_by_default(objects: Objects) -> None:
     assert [c["name"] for c in _pod(objects, "media")["containers"]] == ["media"]
 
 
-def test_sip_media_processes_share_the_node_without_clashing() -> None:
-    sip = {"enabled": True, "processes": 3, "allow": ["10.0.0.0/8"], "publicHost": "203.0.113.7"}
+@pytest.mark.parametrize("endpoints", [1, 2])
+def test_sip_media_processes_share_the_node_without_clashing(endpoints: int) -> None:
+    sip = {
+        "enabled": True,
+        "processes": 3,
+        "endpointsPerProcess": endpoints,
+        "allow": ["10.0.0.0/8"],
+        "publicHost": "203.0.113.7",
+    }
     objects = render({"media": {"sip": sip}})
     for key, obj in objects.items():
         assert kubernetes_validate.validate(obj, KUBE_VERSIONS[-1], strict=True), key
@@ -315,6 +322,8 @@ def test_sip_media_processes_share_the_node_without_clashing() -> None:
     assert sorted(containers) == ["media", "sip-media-0", "sip-media-1", "sip-media-2"]
     ports = [(p["containerPort"], p["protocol"]) for c in containers.values() for p in c["ports"]]
     assert len(ports) == len(set(ports)), "host-network ports must not clash inside the pod"
+    names = [p["name"] for c in containers.values() for p in c["ports"]]
+    assert len(names) == len(set(names))
     known = {f"VOICEAGENT_{name.upper()}" for name in Settings.model_fields}
     rtp_ports: list[range] = []
     command = cli.commands["sip-media"]
@@ -324,7 +333,10 @@ def test_sip_media_processes_share_the_node_without_clashing() -> None:
         assert args[0] == "sip-media"
         with command.make_context("sip-media", args[1:]) as ctx:
             params = ctx.params
-        assert params["sip_port"] == 5070 + i
+        assert params["sip_port"] == 5070 + i * endpoints
+        assert params["endpoints"] == endpoints
+        sip_ports = sorted(p["containerPort"] for p in container["ports"] if p["protocol"] == "UDP")
+        assert sip_ports == [params["sip_port"] + j for j in range(endpoints)]
         assert params["allow"] == ("10.0.0.0/8",)
         assert params["max_calls"] == 3
         first, last = (int(p) for p in params["rtp_port_range"].split("-"))
