@@ -4,14 +4,30 @@ more calls than one pjsua2 holds, each heard and answered, ticked together on on
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
 
+from voiceagent.bridges.sip.group import SipEndpointGroup
 from voiceagent.bridges.sip.leg import SipCallLeg
+from voiceagent.bridges.sip.options import SipMediaOptions, parse_networks
 from voiceagent.config import Settings, load_settings
+from voiceagent.errors import SipError
+from voiceagent.testing import ScriptedEngine, ScriptedReply
 
-from .sip_support import SIPP, free_udp_port, run_sipp, scenario, sip_group, ulaw_file, wait_for
+from .ports import free_port_block
+from .sip_support import (
+    SIPP,
+    free_rtp_range,
+    free_udp_port,
+    run_sipp,
+    scenario,
+    sip_group,
+    tone,
+    ulaw_file,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp is not installed")
 
@@ -101,3 +117,23 @@ async def test_an_outbound_call_goes_to_the_endpoint_with_free_slots(
         assert (await inbound).returncode == 0
         assert await wait_for(lambda: not group.calls, 5)
     assert leg.end_reason == "hangup"
+
+
+async def test_an_endpoint_that_cannot_start_stops_the_others_with_a_clear_error(settings: Settings) -> None:
+    """The second endpoint's SIP port is taken: starting the process fails with the port named,
+    and the first endpoint, already listening, is stopped again (its port is free afterwards)."""
+    first = free_port_block(2, tcp=True)
+    options = SipMediaOptions(
+        sip_port=first, rtp_ports=free_rtp_range(80), allowed=parse_networks(["127.0.0.1"])
+    )
+    group = SipEndpointGroup(
+        ScriptedEngine([ScriptedReply("a tone", tone())]), settings, options, endpoints=2
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", first + 1))
+        with pytest.raises(SipError, match=str(first + 1)):
+            await group.start()
+    assert len(group.services) == 2
+    assert not any(s.thread.alive for s in group.services)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(("127.0.0.1", first))  # the first endpoint let its port go
