@@ -291,3 +291,34 @@ async def test_sip_calls_are_written_to_the_call_log(tmp_path: Path) -> None:
         {"kind": e.kind, "digit": e.data.get("digit")} for e in call.events
     ]
     assert kinds[-1] == "call_ended"
+
+
+async def test_a_finished_calls_object_freed_late_leaves_the_next_call_in_its_slot_alone(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """pjsua reuses call slots (round robin over 4), and pjsua2's Call destructor hangs up "its"
+    call by slot number and clears that slot's user data. A finished call's object freed after a
+    new call took its slot (a reference held a while: a traceback, a slow close) must not end or
+    orphan the new call."""
+    audio = ulaw_file(tmp_path)
+    legs: list[SipCallLeg] = []
+    kept: list[object] = []
+    async with sip_service(settings, legs=legs) as service:
+        target = f"127.0.0.1:{service.options.sip_port}"
+        for n in range(4):  # slots 0, 1, 2, 3, one call after another
+            values = {"did": f"60{n}", "audio": audio.name, "talk_ms": 600, "after_ms": 0, "digit": "1"}
+            call = _spawn_sipp(target, scenario(tmp_path, "uac_speech.xml", **values))
+            assert await wait_for(lambda n=n: len(legs) > n, 5)
+            if n == 0:
+                kept.append(legs[0].pj_call)  # outlives its call
+            assert (await call).returncode == 0
+            assert await wait_for(lambda n=n: legs[n].end_reason is not None, 5)
+        values = {"did": "604", "audio": audio.name, "talk_ms": 3000, "after_ms": 500, "digit": "1"}
+        fifth = _spawn_sipp(target, scenario(tmp_path, "uac_speech.xml", **values))  # slot 0 again
+        assert await wait_for(lambda: len(legs) == 5 and legs[4].state == "confirmed", 5)
+        await service.thread.run(kept.clear)  # the old call's object goes now, on the pjsip thread
+        result = await fifth
+        assert result.returncode == 0, result.output
+        assert await wait_for(lambda: legs[4].end_reason is not None, 5)
+    assert legs[4].end_reason == "remote_hangup"  # the caller hung up, not us
+    assert legs[4].inbound_frames > 100

@@ -7,6 +7,7 @@ and hands plain values to a :class:`CallListener` with ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import pjsua2 as pj  # type: ignore[import-untyped]  # SWIG bindings without typ
 from voiceagent.bridges.sip.endpoint import destroy_on_pjsip_thread
 from voiceagent.bridges.sip.port import CallAudioPort
 from voiceagent.bridges.sip.strict_rtp import parse_address, pin_rtp_source
+from voiceagent.errors import SipError
 
 __all__ = [
     "CallListener",
@@ -121,6 +123,34 @@ class PjCall(_SwigBase):  # type: ignore[misc]  # pjsua2 has no type information
         self.peer_rtp: str | None = None  # the RTP address the SDP negotiated
         self._on_gone = on_gone
         self._connected_slot: int | None = None
+        self.ended = False
+        self._slot_id = _slot_id_cell(self, call_id)
+
+    def isActive(self) -> bool:  # noqa: N802 (pjsua2's name)
+        # After DISCONNECTED the C++ object no longer names a slot (see _forget_slot): asking
+        # pjsua about slot -1 would trip its assertions.
+        return not self.ended and bool(super().isActive())
+
+    def require_active(self) -> None:
+        """Raise SipError if the call is over (pjsip thread, before acting on it)."""
+        if not self.isActive():
+            raise SipError("the call has ended")
+
+    def _forget_slot(self) -> None:
+        """At DISCONNECTED (pjsip thread): the C++ object lets go of its pjsua slot number.
+
+        pjsua reuses slots at once (round robin over 4), and pjsua2's ``Call`` destructor hangs up
+        the call in "its" slot and clears that slot's user data. Our objects are freed later (the
+        loop side closes first), by which time a new call may hold the slot: it was hung up (603
+        or BYE) and orphaned from its callbacks. With the id set to PJSUA_INVALID_ID the
+        destructor leaves pjsua alone.
+        """
+        self.ended = True
+        cell = self._slot_id
+        if cell is not None:
+            cell.value = pj.PJSUA_INVALID_ID
+        elif not _layout_warned:
+            _warn_layout()
 
     def __del__(self) -> None:
         # The C++ destructor that runs next calls into pjlib: only on the pjsip thread.
@@ -140,6 +170,7 @@ class PjCall(_SwigBase):  # type: ignore[misc]  # pjsua2 has no type information
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             if self.port is not None:
                 self.port.close()
+            self._forget_slot()
             # Not deleted inside its own callback: the owner drops it on the next pass.
             self._on_gone(self)
 
@@ -167,6 +198,8 @@ class PjCall(_SwigBase):  # type: ignore[misc]  # pjsua2 has no type information
 
     def connect_to(self, other: PjCall) -> None:
         """Bridge this call's audio straight to ``other`` (transfer fallback); the agent drops out."""
+        self.require_active()
+        other.require_active()
         mine, theirs = self.getAudioMedia(-1), other.getAudioMedia(-1)
         if self.port is not None:
             mine.stopTransmit(self.port)
@@ -230,6 +263,32 @@ class PjCall(_SwigBase):  # type: ignore[misc]  # pjsua2 has no type information
             self.rx_idle_s += 1.0
         else:
             self.rx_packets, self.rx_idle_s = packets, 0.0
+
+
+# pjsua2's ``Call`` keeps [vtable, Account&, pjsua_call_id id, ...]: the id is the int 16 bytes in
+# (x86-64). Checked on every call object against the id it was made with before it is written.
+_CALL_ID_OFFSET = 16
+
+
+_layout_warned = False
+
+
+def _warn_layout() -> None:
+    global _layout_warned
+    _layout_warned = True
+    logger.warning(
+        "pjsua2's Call layout is not the expected one: a finished call's object freed late may hang"
+        " up the call that took its slot"
+    )
+
+
+def _slot_id_cell(call: Any, call_id: int) -> ctypes.c_int | None:
+    """The C++ object's ``id`` member, or None if it is not where the layout says."""
+    try:
+        cell = ctypes.c_int.from_address(int(call.this) + _CALL_ID_OFFSET)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return cell if cell.value == call_id else None
 
 
 class ServiceAccount(_SwigBase):  # type: ignore[misc]

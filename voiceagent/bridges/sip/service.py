@@ -533,7 +533,12 @@ class SipMediaService:
     async def media_address(self, call_id: str) -> str:
         """Where this call receives RTP ("ip:port"), as pjsua bound it."""
         call = self._leg(call_id).pj_call
-        return await self.thread.run(lambda: str(call.getMedTransportInfo(0).localRtpName))
+
+        def read() -> str:
+            call.require_active()
+            return str(call.getMedTransportInfo(0).localRtpName)
+
+        return await self.thread.run(read)
 
     async def send_dtmf(self, call_id: str, digits: str, *, method: str = "rfc4733") -> None:
         """Send DTMF to the caller: RFC 4733 events in the RTP stream, or SIP INFO (dtmf-relay)."""
@@ -545,7 +550,12 @@ class SipMediaService:
         param = self.pj.CallSendDtmfParam()
         param.digits = digits
         param.method = pj.PJSUA_DTMF_METHOD_RFC2833 if method == "rfc4733" else pj.PJSUA_DTMF_METHOD_SIP_INFO
-        await self.thread.run(lambda: call.sendDtmf(param))
+
+        def send() -> None:
+            call.require_active()
+            call.sendDtmf(param)
+
+        await self.thread.run(send)
 
     async def transfer(self, call_id: str, to: str) -> None:
         """Blind transfer by REFER; if the far end refuses REFER, the agent calls ``to`` itself and
@@ -558,9 +568,16 @@ class SipMediaService:
             to = trunk.target(to)
         call = leg.pj_call
         leg.on_transfer_final = lambda code, reason: self._on_transfer_final(leg, to, code)
+
+        def refer() -> None:
+            call.require_active()
+            call.xfer(to, self.pj.CallOpParam(True))
+
         try:
-            await self.thread.run(lambda: call.xfer(to, self.pj.CallOpParam(True)))
+            await self.thread.run(refer)
         except SipError as exc:
+            if call.ended:
+                raise  # nothing left to transfer
             logger.info("REFER failed (%s): bridging instead", exc, extra={"call_id": call_id})
             await self._bridge_transfer(leg, to)
 
