@@ -73,7 +73,11 @@ class TransferBridge:
         self.service._spawn(self._connect(caller, call), f"{a.call_id}:bridge-connect")
 
     async def _connect(self, caller: PjCall, callee: PjCall) -> None:
-        await self.service.thread.run(lambda: caller.connect_to(callee))
+        try:
+            await self.service.thread.run(lambda: caller.connect_to(callee))
+        except SipError as exc:  # one side hung up meanwhile: its own state change ends the call
+            logger.info("transfer not bridged: %s", exc, extra={"call_id": self.leg.call_id})
+            return
         self.leg.note("transfer_bridged", target=self.target)
         logger.info("transfer bridged to %s", self.target, extra={"call_id": self.leg.call_id})
 
