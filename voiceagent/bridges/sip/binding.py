@@ -93,13 +93,10 @@ def _load_copy(index: int) -> types.ModuleType:
     package_dir = os.path.dirname(original.__file__ or "")
     shared_object = original._pjsua2.__file__
     package = f"_voiceagent_pjsua2_{index}"
-    fd = os.memfd_create(f"pjsua2-{index}")  # stays open: the loader maps it for good
-    with open(shared_object, "rb") as source:
-        data = source.read()
-    written = 0
-    while written < len(data):
-        written += os.write(fd, data[written:])
-    path = f"/proc/self/fd/{fd}"
+    try:
+        path = _anonymous_copy(shared_object, f"pjsua2-{index}")
+    except (OSError, AttributeError) as exc:  # no memfd (not Linux), or out of memory
+        raise SipError(f"cannot copy pjsua2 for endpoint #{index}: {exc}") from exc
     parent = types.ModuleType(package)
     parent.__path__ = []
     sys.modules[package] = parent
@@ -116,6 +113,18 @@ def _load_copy(index: int) -> types.ModuleType:
             sys.modules[_SWIG_TABLE] = table
     parent._pjsua2 = extension  # type: ignore[attr-defined]
     return wrapper
+
+
+def _anonymous_copy(source_path: str, name: str) -> str:
+    """A path to a copy of ``source_path`` in an anonymous file; the file stays open for good
+    (the loader maps it)."""
+    fd = os.memfd_create(name)
+    with open(source_path, "rb") as source:
+        data = source.read()
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:])
+    return f"/proc/self/fd/{fd}"
 
 
 def _exec_module(name: str, path: str, loader: importlib.abc.Loader) -> types.ModuleType:
