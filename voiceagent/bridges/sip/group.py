@@ -22,7 +22,7 @@ from voiceagent.agents.definition import BargeInPolicy
 from voiceagent.bridges.sip.binding import binding
 from voiceagent.bridges.sip.leg import SipCallLeg
 from voiceagent.bridges.sip.options import SipMediaOptions, endpoint_options
-from voiceagent.bridges.sip.service import SipMediaService
+from voiceagent.bridges.sip.service import SipMediaService, tick_jitter
 from voiceagent.bridges.sip.trunks import SipTrunk
 from voiceagent.bridges.sip.waker import LoopWaker
 from voiceagent.config import Settings
@@ -150,21 +150,6 @@ class SipEndpointGroup:
             for code, count in one["refused"].items():
                 refused[code] = refused.get(code, 0) + count
             registrations.update(one["registrations"])
-        gaps = sorted(
-            abs(gap - self.options.frame_ms)
-            for s in self.services
-            for leg in s.calls.values()
-            for gap in leg.tick_gaps_ms
-        )
-        jitter = (
-            {
-                "p50": round(gaps[len(gaps) // 2], 2),
-                "p99": round(gaps[int(len(gaps) * 0.99)], 2),
-                "n": len(gaps),
-            }
-            if gaps
-            else {}
-        )
         waker = self._waker
         return {
             "live_calls": sum(one["live_calls"] for one in each),
@@ -174,7 +159,7 @@ class SipEndpointGroup:
             "endpoints": len(self.services),
             "refused": refused,
             "registrations": registrations,
-            "tick_jitter_ms": jitter,
+            "tick_jitter_ms": tick_jitter(list(self.calls.values()), self.options.frame_ms),
             "vad_windows": {}
             if waker is None
             else {"model": waker.model_windows, "batched": waker.batched_windows},
